@@ -1,0 +1,272 @@
+"""THE round loop: train -> evaluate -> score pool -> select -> label -> log -> checkpoint.
+
+Round r trains on the labelled set (round 0: the initial set), evaluates on
+the test set, then (for r < num_rounds) scores the whole padded pool and
+labels `query_size` new examples. Keys: `fold_in(root, r)` split into named
+streams, so a resumed run repeats an uninterrupted one exactly.
+"""
+
+import json
+import os
+import time
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+from tqdm.auto import tqdm
+
+from al_jax import checkpoint, data, evaluate, metrics, models, sharding, strategies, train
+from al_jax.strategies.base import PoolView
+
+# Fields whose change makes an existing workdir a different experiment.
+_RESUME_KEYS = ("seed", "data", "model_name", "model", "strategy", "al.initial_size",
+                "al.query_size", "al.initial_balanced", "al.warm_start", "train", "score")
+_INITIAL_SET_SALT = 0x7FFFFFFF  # fold_in constant for the initial labelled set.
+
+
+class RoundKeys(NamedTuple):
+  init: jax.Array
+  train: jax.Array
+  score: jax.Array
+  select: jax.Array
+
+
+def round_keys(root, r: int) -> RoundKeys:
+  return RoundKeys(*jax.random.split(jax.random.fold_in(root, r), 4))
+
+
+def check_config(config) -> None:
+  """Fails on values that make no sense before any data is loaded."""
+  al = config.al
+  if config.strategy.name not in strategies.STRATEGIES:
+    raise ValueError(f"Unknown strategy '{config.strategy.name}'; "
+                     f"known: {sorted(strategies.STRATEGIES)}")
+  if config.model_name not in models.MODELS:
+    raise ValueError(f"Unknown model '{config.model_name}'; known: {sorted(models.MODELS)}")
+  if config.data.name not in data.known_datasets():
+    raise ValueError(f"Unknown dataset '{config.data.name}'; known: {data.known_datasets()}")
+  for name in ("initial_size", "query_size"):
+    if int(al[name]) < 1:
+      raise ValueError(f"al.{name} must be >= 1, got {al[name]}")
+  if int(al.num_rounds) < 0:
+    raise ValueError(f"al.num_rounds must be >= 0, got {al.num_rounds}")
+  for name in ("batch_size", "num_epochs"):
+    if int(config.train[name]) < 1:
+      raise ValueError(f"train.{name} must be >= 1, got {config.train[name]}")
+
+
+def check_budget(config, pool_size: int) -> None:
+  al = config.al
+  need = int(al.initial_size) + int(al.num_rounds) * int(al.query_size)
+  if need > pool_size:
+    raise ValueError(
+        f"al.initial_size ({al.initial_size}) + al.num_rounds ({al.num_rounds}) x "
+        f"al.query_size ({al.query_size}) = {need} exceeds the pool of {pool_size} examples")
+
+
+def initial_labelled(key, y: np.ndarray, valid: np.ndarray, size: int, balanced: bool):
+  """The initial labelled mask: uniform, or equal counts per class (Gal et al.)."""
+  order = np.asarray(jax.random.permutation(key, len(y)))
+  order = order[valid[order]]
+  if balanced:
+    classes = np.unique(y[valid])
+    per = [order[y[order] == c] for c in classes]
+    # Round-robin over classes in the shuffled order.
+    picks = [p[i] for i in range(max(map(len, per))) for p in per if i < len(p)]
+    order = np.asarray(picks)
+  mask = np.zeros(len(y), bool)
+  mask[order[:size]] = True
+  return mask
+
+
+def _flat(config) -> dict:
+  return _flat_dict(json.loads(config.to_json_best_effort()))
+
+
+def _check_resume(workdir: str, config) -> None:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    old = _flat_dict(json.load(f))
+  new = _flat(config)
+  diff = sorted(k for k in set(old) | set(new)
+                if old.get(k) != new.get(k) and k.startswith(_RESUME_KEYS))
+  if diff:
+    raise ValueError(f"workdir {workdir} holds a run with a different config "
+                     f"({', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff)}); "
+                     f"use a new --workdir")
+
+
+def _flat_dict(d, prefix=""):
+  out = {}
+  for k, v in d.items():
+    if isinstance(v, dict):
+      out.update(_flat_dict(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+def setup(config):
+  """Everything that can fail on bad input, done before touching the workdir."""
+  check_config(config)
+  mesh = sharding.make_mesh(config.mesh)
+  ds = data.load(config.data, int(config.seed))
+  shards = sharding.num_data_shards(mesh)
+  if int(config.train.batch_size) % shards:
+    raise ValueError(f"train.batch_size={config.train.batch_size} must be a multiple of "
+                     f"the {shards} data shards")
+  # Score batch: a multiple of the shards, no bigger than the padded pool.
+  rows_per_shard = -(-len(ds.x_train) // shards)
+  score_bs = min(int(config.score.batch_size), rows_per_shard * shards)
+  score_bs = -(-score_bs // shards) * shards
+  pool = data.make_pool(ds.x_train, ds.y_train, score_bs)
+  check_budget(config, pool.size)
+  fns = models.build(config.model_name, ds.x_train.shape[1:], ds.num_classes,
+                     **config.model.to_dict())
+  strategy = strategies.get(config.strategy.name, fns, **config.strategy.kw.to_dict())
+  return mesh, ds, pool, score_bs, fns, strategy
+
+
+def run(config, workdir: str) -> dict:
+  """Runs the whole experiment; returns the summary (also in summary.json)."""
+  mesh, ds, pool, score_bs, fns, strategy = setup(config)
+  writer = metrics.is_writer()
+  if os.path.isdir(workdir):
+    _check_resume(workdir, config)
+  if writer:
+    os.makedirs(workdir, exist_ok=True)
+    metrics.write_json(os.path.join(workdir, "config.json"),
+                       json.loads(config.to_json_best_effort()))
+  al = config.al
+  num_rounds, budget = int(al.num_rounds), int(al.query_size)
+  ckpt = checkpoint.Checkpointer(workdir, int(config.ckpt.get("max_to_keep", 2)))
+
+  # Device-resident, sharded pool and test set.
+  x_pool = sharding.shard_rows(mesh, pool.x)
+  y_pool = sharding.shard_rows(mesh, pool.y)
+  eval_bs = -(-min(int(config.eval.batch_size), len(ds.x_test)) // sharding.num_data_shards(mesh))
+  eval_bs *= sharding.num_data_shards(mesh)
+  x_test_np, test_valid = data.pad_rows(ds.x_test, eval_bs)
+  y_test_np, _ = data.pad_rows(ds.y_test, eval_bs)
+  x_test, y_test, test_valid = (sharding.shard_rows(mesh, a) for a in (x_test_np, y_test_np, test_valid))
+  ids, valid = sharding.shard_rows(mesh, pool.ids), sharding.shard_rows(mesh, pool.valid)
+
+  fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"))
+  evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh)
+  init_fn = jax.jit(fns.init, out_shardings=sharding.replicated(mesh))
+
+  @jax.jit
+  def score_pool(params, rest, x, key):
+    return sharding.map_batches(
+        lambda xb: strategy.score(params, rest, {"x": xb}, key), x, score_bs, mesh)
+
+  select_fn = strategy.select
+  if strategy.jit_select:
+    select_fn = jax.jit(strategy.select, static_argnums=2)
+
+  root = jax.random.key(int(config.seed))
+  metrics_path = os.path.join(workdir, "metrics.jsonl")
+  selected_path = os.path.join(workdir, "selected.jsonl")
+  warm = bool(al.warm_start)
+  params = rest = None
+
+  last = ckpt.latest_round()
+  if last is None:
+    start = 0
+    labelled = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
+                                pool.valid, int(al.initial_size),
+                                bool(al.get("initial_balanced", False)))
+    history = []
+  else:
+    like = init_fn(round_keys(root, 0).init) if warm else None
+    labelled, meta, restored = ckpt.restore(last, len(pool.y), like)
+    if warm:
+      params, rest = restored
+    start = last + 1
+    logging.info("Resuming %s after round %d (%d labelled)", workdir, last, labelled.sum())
+    history = [m for m in metrics.read_jsonl(metrics_path) if m["round"] < start]
+  if writer:  # Drop records of a round that was logged but not checkpointed.
+    metrics.write_jsonl(metrics_path, history)
+    metrics.write_jsonl(selected_path,
+                        [s for s in metrics.read_jsonl(selected_path) if s["round"] < start])
+
+  bar = tqdm(range(start, num_rounds + 1), desc=f"AL {config.strategy.name}",
+             disable=not writer or not config.get("progress", True), initial=start,
+             total=num_rounds + 1)
+  for r in bar:
+    keys = round_keys(root, r)
+    if not warm or params is None:
+      params, rest = init_fn(keys.init)
+    t0 = time.perf_counter()
+    lab_dev = sharding.shard_rows(mesh, labelled)
+    params, rest, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
+                             show=writer and config.get("progress", True))
+    jax.block_until_ready(params)
+    t_train = time.perf_counter() - t0
+    m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}
+    record = {"round": r, "num_labelled": int(labelled.sum()), **m,
+              "train_loss": info.loss, "train_accuracy": info.accuracy,
+              "train_steps": info.steps, "time_train": t_train,
+              "time_score": 0.0, "time_select": 0.0}
+    if r < num_rounds:
+      t0 = time.perf_counter()
+      feats = jax.block_until_ready(score_pool(params, rest, x_pool, keys.score))
+      record["time_score"] = time.perf_counter() - t0
+      t0 = time.perf_counter()
+      view = PoolView(ids, valid, sharding.shard_rows(mesh, labelled),
+                      sharding.shard_rows(mesh, np.where(labelled, pool.y, -1)))
+      new_ids, scores = select_fn(feats, view, budget, keys.select)
+      new_ids, scores = np.asarray(new_ids), np.asarray(scores)
+      record["time_select"] = time.perf_counter() - t0
+      _check_selection(new_ids, labelled, pool.valid, budget, config.strategy.name)
+      labelled = labelled.copy()
+      labelled[new_ids] = True
+      if writer:
+        metrics.append_jsonl(selected_path, {"round": r, "ids": new_ids.tolist(),
+                                             "scores": [float(s) for s in scores]})
+    history.append(record)
+    if writer:
+      metrics.append_jsonl(metrics_path, record)
+    ckpt.save(r, labelled, {"round": r}, (params, rest) if warm else None)
+    bar.set_postfix(acc=f"{m['accuracy']:.3f}", n=record["num_labelled"])
+  ckpt.close()
+  return _finish(workdir, config, history, writer)
+
+
+def _check_selection(ids, labelled, valid, budget, name):
+  """A strategy bug must stop the run, not corrupt the labelled set."""
+  problems = []
+  if len(ids) != budget:
+    problems.append(f"{len(ids)} ids for a budget of {budget}")
+  if len(np.unique(ids)) != len(ids):
+    problems.append("duplicate ids")
+  bad = ids[(ids < 0) | (ids >= len(valid))]
+  if len(bad):
+    problems.append(f"out-of-range ids {bad[:5].tolist()}")
+  else:
+    if (~valid[ids]).any():
+      problems.append("padding rows")
+    if labelled[ids].any():
+      problems.append(f"already labelled ids {ids[labelled[ids]][:5].tolist()}")
+  if problems:
+    raise RuntimeError(f"Strategy '{name}' returned an invalid selection: {'; '.join(problems)}")
+
+
+def _finish(workdir, config, history, writer) -> dict:
+  n = [h["num_labelled"] for h in history]
+  acc = [h["accuracy"] for h in history]
+  summary = {"strategy": config.strategy.name, "seed": int(config.seed),
+             "dataset": config.data.name, "aubc": metrics.aubc(n, acc),
+             "final_accuracy": acc[-1], "num_labelled": n[-1], "rounds": len(history)}
+  if writer:
+    metrics.write_json(os.path.join(workdir, "summary.json"), summary)
+    metrics.plot_curves(os.path.join(workdir, "learning_curve.png"),
+                        {f"{summary['strategy']} (AUBC {summary['aubc']:.3f})": (n, acc)},
+                        title=f"{config.data.name}, seed {config.seed}")
+    print(f"AUBC {summary['strategy']}: {summary['aubc']:.4f} "
+          f"(final accuracy {acc[-1]:.4f} with {n[-1]} labels)")
+  return summary

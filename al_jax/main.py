@@ -1,0 +1,32 @@
+"""Runs one active-learning experiment.
+
+  python -m al_jax.main --config configs/default.py --workdir /tmp/al
+  python -m al_jax.main --config configs/default.py:smoke --workdir /tmp/al \
+      --config.strategy.name=margin --config.al.num_rounds=3
+"""
+
+import os
+
+from absl import app, flags, logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for metrics, plots and checkpoints.")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  del argv
+  # Orbax logs every checkpoint step at INFO; keep the console to our output.
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)
+  if os.environ.get("AL_JAX_DISTRIBUTED") == "1":
+    import jax  # Must run before any other JAX call.
+    jax.distributed.initialize()
+  from al_jax import loop  # Imported after distributed init on purpose.
+  loop.run(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,110 @@
+"""Model registry and the one bridge between NNX modules and pure JAX.
+
+`functional(make)` returns pure functions with params as arguments, so the
+round loop and the strategies never touch NNX objects and nothing recompiles
+when the parameters change.
+"""
+
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import numpy as np
+from flax import nnx
+
+from al_jax.models.cnn import CNN
+from al_jax.models.mlp import MLP
+from al_jax.models.resnet import ResNet18
+from al_jax.models.vgg import VGG16BN
+
+
+def _mlp(input_shape, num_classes, *, rngs, **kw):
+  return MLP(math.prod(input_shape), num_classes, rngs=rngs, **kw)
+
+
+MODELS: dict[str, Callable[..., nnx.Module]] = {
+    "mlp": _mlp,
+    "cnn": CNN,
+    "resnet18": ResNet18,
+    "vgg16_bn": VGG16BN,
+}
+
+
+class Functional(NamedTuple):
+  """Pure views of one model architecture.
+
+  init(key) -> (params, rest)
+  apply(params, rest, x) -> logits            eval mode (dropout off, BN frozen)
+  embed(params, rest, x) -> [B, D]            penultimate features, eval mode
+  head(params, rest, h) -> logits             the last linear layer alone
+  apply_mc(params, rest, x, key) -> logits    dropout on, BN frozen; the same
+                                              mask for every example given key
+  apply_train(params, rest, x, key) -> (logits, new_rest)
+                                              dropout on, BN on batch statistics
+  """
+  init: Callable
+  apply: Callable
+  embed: Callable
+  head: Callable
+  apply_mc: Callable
+  apply_train: Callable
+  num_classes: int
+  embed_dim: int
+
+
+def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
+  """Builds the pure views from a constructor `make(rngs) -> module`."""
+  model = nnx.eval_shape(lambda: make(nnx.Rngs(0)))
+  # Modes are static attributes: one graphdef per mode, built once.
+  views = {}
+  for mode, use_running in (("eval", True), ("train", False)):
+    view = nnx.view(model, use_running_average=use_running, raise_if_not_found=False)
+    views[mode] = nnx.split(view, nnx.Param, ...)[0]
+  gd_eval, gd_train = views["eval"], views["train"]
+
+  def init(key):
+    _, params, rest = nnx.split(make(nnx.Rngs(params=key)), nnx.Param, ...)
+    return params, rest
+
+  def apply(params, rest, x):
+    return nnx.merge(gd_eval, params, rest)(x)
+
+  def embed(params, rest, x):
+    return nnx.merge(gd_eval, params, rest).embed(x)
+
+  def head(params, rest, h):
+    return nnx.merge(gd_eval, params, rest).head(h)
+
+  def apply_mc(params, rest, x, key):
+    m = nnx.merge(gd_eval, params, rest)
+
+    # vmap over examples with an unbatched key: every example sees the same
+    # dropout masks, so sample `key` is one fixed network (consistent MC
+    # dropout) whatever the batch, shard or host.
+    def one(xi):
+      return m(xi[None], rngs=nnx.Rngs(dropout=key))[0]
+
+    return jax.vmap(one)(x)
+
+  def apply_train(params, rest, x, key):
+    m = nnx.merge(gd_train, params, rest)
+    logits = m(x, rngs=nnx.Rngs(dropout=key))
+    _, _, new_rest = nnx.split(m, nnx.Param, ...)
+    return logits, new_rest
+
+  return Functional(init, apply, embed, head, apply_mc, apply_train,
+                    num_classes=int(model.head.out_features),
+                    embed_dim=int(model.embed_dim))
+
+
+def build(name: str, input_shape, num_classes: int, **kw: Any) -> Functional:
+  """Looks up `name` in MODELS and returns its functional views."""
+  if name not in MODELS:
+    raise ValueError(f"Unknown model '{name}'; known: {sorted(MODELS)}")
+  ctor = MODELS[name]
+  input_shape = tuple(int(s) for s in input_shape)
+  return functional(lambda rngs: ctor(input_shape, num_classes, rngs=rngs, **kw))
+
+
+def num_params(params) -> int:
+  return int(sum(np.prod(p.shape) for p in jax.tree.leaves(params)))

@@ -1,0 +1,95 @@
+"""Device mesh and shardings.
+
+One mesh built from `config.mesh` (a list of (axis name, size) pairs; -1 means
+"all remaining devices"). The pool and training batches are sharded over the
+`data` axis; parameters are replicated.
+"""
+
+from typing import Sequence
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
+
+DATA_AXIS = "data"
+
+
+def make_mesh(axes: Sequence[tuple[str, int]] = (("data", -1),)) -> Mesh:
+  """Builds a mesh from (name, size) pairs; one size may be -1."""
+  axes = [tuple(a) for a in axes]
+  names = [str(a[0]) for a in axes]
+  sizes = [int(a[1]) for a in axes]
+  n = jax.device_count()
+  if sizes.count(-1) > 1:
+    raise ValueError(f"config.mesh may hold at most one -1 size, got {axes}")
+  known = int(np.prod([s for s in sizes if s != -1]))
+  if -1 in sizes:
+    if n % known:
+      raise ValueError(f"config.mesh {axes}: {n} devices not divisible by {known}")
+    sizes[sizes.index(-1)] = n // known
+  if int(np.prod(sizes)) != n:
+    raise ValueError(f"config.mesh {axes} needs {int(np.prod(sizes))} devices, "
+                     f"but {n} are available")
+  if DATA_AXIS not in names:
+    raise ValueError(f"config.mesh {axes} must have a '{DATA_AXIS}' axis")
+  # Recent JAX defaults to Explicit axes; we rely on jit's automatic sharding.
+  return jax.make_mesh(sizes, names, axis_types=(AxisType.Auto,) * len(names))
+
+
+def data_sharding(mesh: Mesh, ndim: int = 1) -> NamedSharding:
+  """Leading axis sharded over `data`, the rest replicated."""
+  return NamedSharding(mesh, P(DATA_AXIS, *([None] * (ndim - 1))))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def num_data_shards(mesh: Mesh) -> int:
+  return mesh.shape[DATA_AXIS]
+
+
+def shard_rows(mesh: Mesh, x: np.ndarray) -> jax.Array:
+  """Places a host array (identical on every process) sharded by rows.
+
+  Every process holds the whole array (every host loads the same pool order),
+  so each device simply takes its slice; this works single- and multi-host.
+  """
+  sharding = data_sharding(mesh, x.ndim)
+  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def replicate(mesh: Mesh, tree):
+  """Places a host pytree (identical on every process) replicated on `mesh`."""
+  sharding = replicated(mesh)
+  return jax.tree.map(
+      lambda a: jax.make_array_from_callback(np.shape(a), sharding,
+                                             lambda idx: np.asarray(a)[idx]),
+      tree)
+
+
+def map_batches(fn, tree, batch_size: int, mesh: Mesh | None = None):
+  """Applies `fn` to fixed-size row batches of `tree` inside one jit.
+
+  Rows must be a multiple of `batch_size` (the pool and test set are padded
+  so). Each batch is sharded over the `data` axis, so every device scores
+  its slice; outputs come back as [N, ...] rows sharded the same way.
+  """
+  n = jax.tree.leaves(tree)[0].shape[0]
+  if n % batch_size:
+    raise ValueError(f"{n} rows are not a multiple of batch size {batch_size}")
+  nb = n // batch_size
+
+  def constrain(t, spec_prefix):
+    if mesh is None:
+      return t
+    return jax.tree.map(
+        lambda a: jax.lax.with_sharding_constraint(
+            a, NamedSharding(mesh, P(*spec_prefix, *([None] * (a.ndim - len(spec_prefix)))))),
+        t)
+
+  batched = jax.tree.map(lambda a: a.reshape((nb, batch_size) + a.shape[1:]), tree)
+  batched = constrain(batched, (None, DATA_AXIS))
+  out = jax.lax.map(lambda b: constrain(fn(b), (DATA_AXIS,)), batched)
+  out = jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
+  return constrain(out, (DATA_AXIS,))
