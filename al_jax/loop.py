@@ -155,18 +155,22 @@ def run(config, workdir: str) -> dict:
   x_test, y_test, test_valid = (sharding.shard_rows(mesh, a) for a in (x_test_np, y_test_np, test_valid))
   ids, valid = sharding.shard_rows(mesh, pool.ids), sharding.shard_rows(mesh, pool.valid)
 
-  fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"))
+  fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"),
+                       strategy.extension)
+  # Strategies with a training extension also see its final state.
+  ext_kw = (lambda ext: {"ext": ext}) if strategy.extension is not None else (lambda ext: {})
   evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh)
   init_fn = jax.jit(fns.init, out_shardings=sharding.replicated(mesh))
 
   @jax.jit
-  def score_pool(params, rest, x, key):
+  def score_pool(params, rest, x, key, ext):
     return sharding.map_batches(
-        lambda xb: strategy.score(params, rest, {"x": xb}, key), x, score_bs, mesh)
+        lambda xb: strategy.score(params, rest, {"x": xb}, key, **ext_kw(ext)), x, score_bs, mesh)
 
-  select_fn = strategy.select
-  if strategy.jit_select:
-    select_fn = jax.jit(strategy.select, static_argnums=2)
+  def select_ext(features, view, budget_, key, ext):
+    return strategy.select(features, view, budget_, key, **ext_kw(ext))
+
+  select_fn = jax.jit(select_ext, static_argnums=2) if strategy.jit_select else select_ext
 
   root = jax.random.key(int(config.seed))
   metrics_path = os.path.join(workdir, "metrics.jsonl")
@@ -203,7 +207,7 @@ def run(config, workdir: str) -> dict:
       params, rest = init_fn(keys.init)
     t0 = time.perf_counter()
     lab_dev = sharding.shard_rows(mesh, labelled)
-    params, rest, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
+    params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
                              show=writer and config.get("progress", True))
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
@@ -214,12 +218,12 @@ def run(config, workdir: str) -> dict:
               "time_score": 0.0, "time_select": 0.0}
     if r < num_rounds:
       t0 = time.perf_counter()
-      feats = jax.block_until_ready(score_pool(params, rest, x_pool, keys.score))
+      feats = jax.block_until_ready(score_pool(params, rest, x_pool, keys.score, ext))
       record["time_score"] = time.perf_counter() - t0
       t0 = time.perf_counter()
       view = PoolView(ids, valid, sharding.shard_rows(mesh, labelled),
                       sharding.shard_rows(mesh, np.where(labelled, pool.y, -1)))
-      new_ids, scores = select_fn(feats, view, budget, keys.select)
+      new_ids, scores = select_fn(feats, view, budget, keys.select, ext)
       new_ids, scores = np.asarray(new_ids), np.asarray(scores)
       record["time_select"] = time.perf_counter() - t0
       _check_selection(new_ids, labelled, pool.valid, budget, config.strategy.name)

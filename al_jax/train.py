@@ -7,7 +7,7 @@ how many rows are labelled, so nothing recompiles between rounds.
 """
 
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +17,32 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from al_jax import sharding
+
+
+class TrainExtension(NamedTuple):
+  """How a strategy shapes training; every field but `init` is optional.
+
+  The extension's state `ext` is a dict pytree created fresh each round by
+  `init(key, params, rest, num_rows) -> ext` (num_rows = padded pool size).
+  If it holds "params", they are trained with `tx` (state kept in
+  ext["opt"]) from the gradient of `loss`.
+
+  loss(params, rest, ext, batch, key, epoch) -> (loss, (new_rest, logits))
+      replaces the default cross-entropy; differentiated w.r.t. the model
+      params and ext["params"]. batch = {"x", "y", "w"} (w = 0 on wrap-around
+      rows) plus "x_u" (B unlabelled rows) when `needs_unlabelled`.
+  after_step(params, rest, ext, batch, key, epoch) -> ext
+      runs after each model update (e.g. a WAAL critic step).
+  after_epoch(params, rest, ext, x, y, labelled, epoch) -> ext
+      runs after each epoch over the whole padded pool (e.g. forgetting
+      counts from per-example correctness).
+  """
+  init: Callable
+  loss: Callable | None = None
+  tx: optax.GradientTransformation | None = None
+  after_step: Callable | None = None
+  after_epoch: Callable | None = None
+  needs_unlabelled: bool = False
 
 
 class TrainInfo(NamedTuple):
@@ -65,50 +91,76 @@ def augment(x: jax.Array, key, kind: str) -> jax.Array:
   return x
 
 
-def make_fit(fns, cfg, mesh, augment_kind: str = "none"):
-  """Returns fit(params, rest, x, y, labelled, key, show=False) -> (params, rest, TrainInfo).
+def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtension | None = None):
+  """Returns fit(params, rest, x, y, labelled, key, show=False) -> (params, rest, ext, TrainInfo).
 
   x, y: the whole padded pool (device arrays); labelled: [N_pad] bool.
+  `ext` is the extension's final state (None without an extension).
   """
   tx = make_optimizer(cfg)
   bsz = int(cfg.batch_size)
   batch_sharding = NamedSharding(mesh, P(sharding.DATA_AXIS))
+  ext_def = extension or TrainExtension(init=lambda *a: {})
 
-  def loss_fn(params, rest, xb, yb, wb, key):
-    logits, new_rest = fns.apply_train(params, rest, xb, key)
-    nll = optax.softmax_cross_entropy_with_integer_labels(logits, yb)
-    loss = jnp.sum(nll * wb) / jnp.maximum(jnp.sum(wb), 1.0)
-    correct = jnp.sum((jnp.argmax(logits, -1) == yb) * wb)
-    return loss, (new_rest, correct)
+  def ce_loss(params, rest, ext, batch, key, epoch):
+    del ext, epoch
+    logits, new_rest = fns.apply_train(params, rest, batch["x"], key)
+    nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+    return weighted_mean(nll, batch["w"]), (new_rest, logits)
+
+  loss_impl = ext_def.loss or ce_loss
+
+  def loss_fn(params, ext_params, rest, ext, batch, key, epoch):
+    if ext_params is not None:
+      ext = {**ext, "params": ext_params}
+    return loss_impl(params, rest, ext, batch, key, epoch)
 
   @jax.jit
-  def epoch(params, rest, opt_state, x, y, labelled, key):
+  def epoch_fn(params, rest, opt_state, ext, x, y, labelled, key, epoch):
     k_perm, k_steps = jax.random.split(key)
     n_lab = jnp.sum(labelled)
     # Labelled rows first, in random order.
     order = jnp.argsort(jnp.where(labelled, jax.random.uniform(k_perm, labelled.shape), 2.0))
     steps = (n_lab + bsz - 1) // bsz
+    unl_p = (~labelled).astype(jnp.float32)  # padding rows are never sampled: see below
 
     def step(s, carry):
-      params, rest, opt_state, loss_sum, correct, seen, bad = carry
+      params, rest, opt_state, ext, loss_sum, correct, seen, bad = carry
       j = s * bsz + jnp.arange(bsz)
       idx = order[j % n_lab]
-      wb = (j < n_lab).astype(jnp.float32)
       k = jax.random.fold_in(k_steps, s)
-      k_aug, k_drop = jax.random.split(k)
-      xb = jax.lax.with_sharding_constraint(augment(x[idx], k_aug, augment_kind), batch_sharding)
-      yb = y[idx]
-      (loss, (rest, c)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          params, rest, xb, yb, wb, k_drop)
-      updates, opt_state = tx.update(grads, opt_state, params)
+      k_aug, k_drop, k_unl, k_ext = jax.random.split(k, 4)
+      batch = {"x": jax.lax.with_sharding_constraint(
+                   augment(x[idx], k_aug, augment_kind), batch_sharding),
+               "y": y[idx], "w": (j < n_lab).astype(jnp.float32)}
+      if ext_def.needs_unlabelled:
+        p = unl_p * (y >= 0)  # y = -1 marks padding rows.
+        idx_u = jax.random.choice(k_unl, y.shape[0], (bsz,), p=p / jnp.maximum(p.sum(), 1.0))
+        batch["x_u"] = jax.lax.with_sharding_constraint(
+            augment(x[idx_u], jax.random.fold_in(k_aug, 1), augment_kind), batch_sharding)
+      ext_params = ext.get("params")
+      (loss, (rest, logits)), (g, g_ext) = jax.value_and_grad(
+          loss_fn, argnums=(0, 1), has_aux=True)(
+              params, ext_params, rest, ext, batch, k_drop, epoch)
+      updates, opt_state = tx.update(g, opt_state, params)
       params = optax.apply_updates(params, updates)
+      if ext_params is not None:
+        ext_updates, ext_opt = ext_def.tx.update(g_ext, ext["opt"], ext_params)
+        ext = {**ext, "params": optax.apply_updates(ext_params, ext_updates), "opt": ext_opt}
+      if ext_def.after_step is not None:
+        ext = ext_def.after_step(params, rest, ext, batch, k_ext, epoch)
+      c = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["w"])
       bad = bad | ~jnp.isfinite(loss)
-      return params, rest, opt_state, loss_sum + loss * wb.sum(), correct + c, seen + wb.sum(), bad
+      w = batch["w"].sum()
+      return params, rest, opt_state, ext, loss_sum + loss * w, correct + c, seen + w, bad
 
     zero = jnp.zeros((), jnp.float32)
-    carry = (params, rest, opt_state, zero, zero, zero, jnp.zeros((), bool))
-    params, rest, opt_state, loss_sum, correct, seen, bad = jax.lax.fori_loop(0, steps, step, carry)
-    return params, rest, opt_state, loss_sum / seen, correct / seen, bad
+    carry = (params, rest, opt_state, ext, zero, zero, zero, jnp.zeros((), bool))
+    params, rest, opt_state, ext, loss_sum, correct, seen, bad = jax.lax.fori_loop(
+        0, steps, step, carry)
+    if ext_def.after_epoch is not None:
+      ext = ext_def.after_epoch(params, rest, ext, x, y, labelled, epoch)
+    return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad
 
   def fit(params, rest, x, y, labelled, key, show: bool = False):
     n_lab = int(np.asarray(labelled).sum())
@@ -117,18 +169,29 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none"):
     steps_per_epoch = math.ceil(n_lab / bsz)
     epochs = max(int(cfg.num_epochs), math.ceil(cfg.get("min_steps", 0) / steps_per_epoch))
     opt_state = tx.init(params)
+    k_ext, key = jax.random.split(key)
+    ext = ext_def.init(k_ext, params, rest, int(np.shape(labelled)[0]))
+    if "params" in ext and "opt" not in ext:
+      ext = {**ext, "opt": ext_def.tx.init(ext["params"])}
     loss = acc = float("nan")
     bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
     for e in bar:
-      params, rest, opt_state, loss, acc, bad = epoch(
-          params, rest, opt_state, x, y, labelled, jax.random.fold_in(key, e))
+      params, rest, opt_state, ext, loss, acc, bad = epoch_fn(
+          params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
+          jnp.asarray(e, jnp.int32))
       if bool(bad):
         raise FloatingPointError(
             f"Training loss became non-finite in epoch {e} (last mean loss {float(loss)}); "
             f"lower train.learning_rate={cfg.learning_rate} or set train.grad_clip")
       if show:
         bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
-    return params, rest, TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
+    info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
+    return params, rest, (ext if extension is not None else None), info
 
-  fit.epoch = epoch  # Exposed so tests can check it compiles once.
+  fit.epoch = epoch_fn  # Exposed so tests can check it compiles once.
   return fit
+
+
+def weighted_mean(values: jax.Array, w: jax.Array) -> jax.Array:
+  """sum(values * w) / max(sum(w), 1): the batch mean over real rows."""
+  return jnp.sum(values * w) / jnp.maximum(jnp.sum(w), 1.0)

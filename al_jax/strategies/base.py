@@ -25,6 +25,11 @@ class Strategy(NamedTuple):
   # False for selections that run host code (scipy MIP, agglomerative
   # clustering); those jit their own array work.
   jit_select: bool = True
+  # A train.TrainExtension for strategies that shape training (LL4AL's loss
+  # module, WAAL's critic, forgetting counts). When set, the loop calls
+  # score(..., ext=state) and select(..., ext=state) with the state that
+  # training left behind.
+  extension: Any = None
 
 
 class PoolView(NamedTuple):
