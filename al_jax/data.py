@@ -75,9 +75,10 @@ def load(cfg, seed: int) -> Dataset:
   x_tr, y_tr = _subsample(x_tr, y_tr, cfg.get("max_train"), rng)
   x_te, y_te = _subsample(x_te, y_te, cfg.get("max_test"), rng)
   if cfg.get("normalize", True):
-    # Per-channel statistics of the pool (a fixed, label-free transform).
-    mean = x_tr.mean(axis=(0, 1, 2), keepdims=True)
-    std = x_tr.std(axis=(0, 1, 2), keepdims=True) + 1e-6
+    # Per-channel (last axis) statistics of the pool: label-free and fixed.
+    axes = tuple(range(x_tr.ndim - 1))
+    mean = x_tr.mean(axis=axes, keepdims=True)
+    std = x_tr.std(axis=axes, keepdims=True) + 1e-6
     x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
   return Dataset(x_tr.astype(np.float32), y_tr.astype(np.int32),
                  x_te.astype(np.float32), y_te.astype(np.int32), num_classes)

@@ -31,10 +31,28 @@ class RoundKeys(NamedTuple):
   train: jax.Array
   score: jax.Array
   select: jax.Array
+  subset: jax.Array
 
 
 def round_keys(root, r: int) -> RoundKeys:
-  return RoundKeys(*jax.random.split(jax.random.fold_in(root, r), 4))
+  return RoundKeys(*jax.random.split(jax.random.fold_in(root, r), len(RoundKeys._fields)))
+
+
+def candidate_rows(key, labelled: np.ndarray, valid: np.ndarray, subset_size: int,
+                   max_labelled: int, multiple: int):
+  """Pool positions scored this round: `subset_size` random unlabelled rows plus
+  every labelled row (coreset-style strategies need them as centres), padded
+  to a size fixed for the whole run so nothing recompiles.
+
+  Returns (positions [M], candidate valid mask [M]).
+  """
+  unl = np.flatnonzero(valid & ~labelled)
+  u = np.asarray(jax.random.uniform(key, (len(valid),)))
+  pick = np.sort(unl[np.argsort(u[unl], kind="stable")[:subset_size]])
+  pos = np.concatenate([pick, np.flatnonzero(labelled)])
+  size = -(-(subset_size + max_labelled) // multiple) * multiple
+  cand_valid = np.arange(size) < len(pos)
+  return np.concatenate([pos, np.zeros(size - len(pos), pos.dtype)]), cand_valid
 
 
 def check_config(config) -> None:
@@ -52,9 +70,17 @@ def check_config(config) -> None:
       raise ValueError(f"al.{name} must be >= 1, got {al[name]}")
   if int(al.num_rounds) < 0:
     raise ValueError(f"al.num_rounds must be >= 0, got {al.num_rounds}")
+  subset = int(al.get("subset_size", 0) or 0)
+  if subset and subset < int(al.query_size):
+    raise ValueError(f"al.subset_size ({subset}) must be 0 (score the whole pool) or "
+                     f">= al.query_size ({al.query_size})")
   for name in ("batch_size", "num_epochs"):
     if int(config.train[name]) < 1:
       raise ValueError(f"train.{name} must be >= 1, got {config.train[name]}")
+  train.make_optimizer(config.train)  # Raises on an unknown optimizer.
+  augment = config.data.get("augment", "none")
+  if augment not in train.AUGMENTATIONS:
+    raise ValueError(f"Unknown data.augment '{augment}'; known: {list(train.AUGMENTATIONS)}")
 
 
 def check_budget(config, pool_size: int) -> None:
@@ -153,7 +179,6 @@ def run(config, workdir: str) -> dict:
   x_test_np, test_valid = data.pad_rows(ds.x_test, eval_bs)
   y_test_np, _ = data.pad_rows(ds.y_test, eval_bs)
   x_test, y_test, test_valid = (sharding.shard_rows(mesh, a) for a in (x_test_np, y_test_np, test_valid))
-  ids, valid = sharding.shard_rows(mesh, pool.ids), sharding.shard_rows(mesh, pool.valid)
 
   fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"),
                        strategy.extension)
@@ -176,6 +201,8 @@ def run(config, workdir: str) -> dict:
   metrics_path = os.path.join(workdir, "metrics.jsonl")
   selected_path = os.path.join(workdir, "selected.jsonl")
   warm = bool(al.warm_start)
+  subset = int(al.get("subset_size", 0) or 0)
+  max_labelled = int(al.initial_size) + num_rounds * budget
   params = rest = None
 
   last = ckpt.latest_round()
@@ -218,11 +245,19 @@ def run(config, workdir: str) -> dict:
               "time_score": 0.0, "time_select": 0.0}
     if r < num_rounds:
       t0 = time.perf_counter()
-      feats = jax.block_until_ready(score_pool(params, rest, x_pool, keys.score, ext))
+      if subset:
+        pos, cand_valid = candidate_rows(keys.subset, labelled, pool.valid, subset,
+                                         max_labelled, score_bs)
+        x_cand = sharding.shard_rows(mesh, pool.x[pos])
+      else:
+        pos, cand_valid, x_cand = np.arange(len(pool.y)), pool.valid, x_pool
+      feats = jax.block_until_ready(score_pool(params, rest, x_cand, keys.score, ext))
       record["time_score"] = time.perf_counter() - t0
       t0 = time.perf_counter()
-      view = PoolView(ids, valid, sharding.shard_rows(mesh, labelled),
-                      sharding.shard_rows(mesh, np.where(labelled, pool.y, -1)))
+      cand_lab = labelled[pos] & cand_valid
+      view = PoolView(*(sharding.shard_rows(mesh, a) for a in (
+          np.where(cand_valid, pool.ids[pos], -1).astype(np.int32), cand_valid, cand_lab,
+          np.where(cand_lab, pool.y[pos], -1).astype(np.int32))))
       new_ids, scores = select_fn(feats, view, budget, keys.select, ext)
       new_ids, scores = np.asarray(new_ids), np.asarray(scores)
       record["time_select"] = time.perf_counter() - t0

@@ -6,6 +6,7 @@
 """
 
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -25,7 +26,13 @@ def main(argv):
     import jax  # Must run before any other JAX call.
     jax.distributed.initialize()
   from al_jax import loop  # Imported after distributed init on purpose.
-  loop.run(_CONFIG.value, _WORKDIR.value)
+  try:
+    loop.run(_CONFIG.value, _WORKDIR.value)
+  except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    # Bad input: one clear line, no traceback (set --verbosity=1 for one).
+    if flags.FLAGS["verbosity"].present:
+      raise
+    sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

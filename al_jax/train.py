@@ -73,12 +73,15 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
   return optax.chain(*parts, tx)
 
 
+AUGMENTATIONS = ("none", "flip", "flip_crop")
+
+
 def augment(x: jax.Array, key, kind: str) -> jax.Array:
-  """Per-example train-time augmentation: 'none', 'flip' or 'flip_crop'."""
+  """Per-example train-time augmentation: one of AUGMENTATIONS."""
+  if kind not in AUGMENTATIONS:
+    raise ValueError(f"Unknown data.augment '{kind}'; known: {list(AUGMENTATIONS)}")
   if kind == "none":
     return x
-  if kind not in ("flip", "flip_crop"):
-    raise ValueError(f"Unknown data.augment '{kind}'; known: ['none', 'flip', 'flip_crop']")
   k_flip, k_crop = jax.random.split(key)
   flip = jax.random.bernoulli(k_flip, 0.5, (x.shape[0],))
   x = jnp.where(flip[:, None, None, None], x[:, :, ::-1, :], x)
@@ -173,12 +176,16 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     ext = ext_def.init(k_ext, params, rest, int(np.shape(labelled)[0]))
     if "params" in ext and "opt" not in ext:
       ext = {**ext, "opt": ext_def.tx.init(ext["params"])}
+    # Same input shardings for every call (fresh inits come uncommitted), so
+    # the epoch compiles once for the whole run.
+    params, rest, opt_state, ext = jax.device_put((params, rest, opt_state, ext),
+                                                  sharding.replicated(mesh))
     loss = acc = float("nan")
     bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
     for e in bar:
       params, rest, opt_state, ext, loss, acc, bad = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
-          jnp.asarray(e, jnp.int32))
+          jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)))
       if bool(bad):
         raise FloatingPointError(
             f"Training loss became non-finite in epoch {e} (last mean loss {float(loss)}); "

@@ -23,7 +23,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(hidden=(128,), dropout=0.0))
   c.al = ml_collections.ConfigDict(dict(
       initial_size=20, query_size=20, num_rounds=10, warm_start=False,
-      initial_balanced=False))
+      initial_balanced=False, subset_size=0))
   c.strategy = ml_collections.ConfigDict(dict(name="entropy", kw=ml_collections.ConfigDict()))
   c.score = ml_collections.ConfigDict(dict(batch_size=512, microbatch_size=64))
   c.train = ml_collections.ConfigDict(dict(
@@ -49,6 +49,11 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.score.batch_size = 64
   c.eval.batch_size = 64
   c.progress = False
+  # Thin the big backbones so CPU smoke runs take seconds, not minutes.
+  if "width" in c.model:
+    c.model.width = 4
+  if "width_scale" in c.model:
+    c.model.width_scale = 1 / 16
   return c
 
 

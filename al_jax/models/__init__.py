@@ -87,7 +87,9 @@ def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
     return jax.vmap(one)(x)
 
   def apply_train(params, rest, x, key):
-    m = nnx.merge(gd_train, params, rest)
+    # merge reuses the State's Variable objects and BatchNorm writes into
+    # them: rebuild the tree first so the caller's `rest` is never mutated.
+    m = nnx.merge(gd_train, params, jax.tree.map(lambda a: a, rest))
     logits = m(x, rngs=nnx.Rngs(dropout=key))
     _, _, new_rest = nnx.split(m, nnx.Param, ...)
     return logits, new_rest

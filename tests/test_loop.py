@@ -1,0 +1,157 @@
+"""The round loop end to end: every config, resume, bad input, devices."""
+
+import glob
+import importlib
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from al_jax import loop, metrics
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
+                 if not p.endswith("__init__.py"))
+
+
+def get(name="default", **over):
+  c = importlib.import_module(f"configs.{name}").get_config("smoke")
+  for k, v in over.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return c
+
+
+def selected(workdir):
+  return [r["ids"] for r in metrics.read_jsonl(os.path.join(workdir, "selected.jsonl"))]
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_runs_smoke(name, tmp_path):
+  c = get(name)
+  # TFDS configs read mock data: no network, same code path.
+  with tfds.testing.mock_data(num_examples=64):
+    summary = loop.run(c, str(tmp_path))
+  recs = metrics.read_jsonl(str(tmp_path / "metrics.jsonl"))
+  assert [r["round"] for r in recs] == list(range(c.al.num_rounds + 1))
+  assert [r["num_labelled"] for r in recs] == [
+      c.al.initial_size + r * c.al.query_size for r in range(c.al.num_rounds + 1)]
+  ids = sum(selected(str(tmp_path)), [])
+  assert len(ids) == len(set(ids)) == c.al.num_rounds * c.al.query_size
+  assert 0.0 <= summary["aubc"] <= 1.0
+  for f in ("summary.json", "learning_curve.png", "config.json"):
+    assert (tmp_path / f).exists()
+
+
+def test_selected_ids_are_new_valid_and_reproducible(tmp_path):
+  a = loop.run(get(), str(tmp_path / "a"))
+  b = loop.run(get(), str(tmp_path / "b"))
+  assert a == {**b}
+  sel = selected(str(tmp_path / "a"))
+  assert sel == selected(str(tmp_path / "b"))
+  other = loop.run(get(seed=1), str(tmp_path / "c"))
+  assert selected(str(tmp_path / "c")) != sel
+  del other
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_resume_after_a_kill_gives_the_same_ids(tmp_path, monkeypatch, warm):
+  c = get(**{"al.num_rounds": 4, "al.warm_start": warm})
+  full = str(tmp_path / "full")
+  loop.run(c, full)
+
+  killed = str(tmp_path / "killed")
+  real = loop._check_selection
+  calls = []
+
+  def dies_in_round_2(*args):
+    calls.append(1)
+    if len(calls) == 3:
+      raise KeyboardInterrupt  # as if killed mid-round 2 (rounds 0, 1 are checkpointed)
+    return real(*args)
+
+  monkeypatch.setattr(loop, "_check_selection", dies_in_round_2)
+  with pytest.raises(KeyboardInterrupt):
+    loop.run(c, killed)
+  monkeypatch.setattr(loop, "_check_selection", real)
+  assert len(selected(killed)) == 2
+  loop.run(c, killed)  # the same command again
+  assert selected(killed) == selected(full)
+  m_full = metrics.read_jsonl(os.path.join(full, "metrics.jsonl"))
+  m_res = metrics.read_jsonl(os.path.join(killed, "metrics.jsonl"))
+  assert [r["round"] for r in m_res] == [0, 1, 2, 3, 4]
+  np.testing.assert_allclose([r["accuracy"] for r in m_res], [r["accuracy"] for r in m_full])
+
+
+def test_finished_run_is_not_redone_and_other_config_refused(tmp_path):
+  w = str(tmp_path / "w")
+  loop.run(get(), w)
+  before = selected(w)
+  loop.run(get(), w)  # nothing left to do: same outputs
+  assert selected(w) == before
+  with pytest.raises(ValueError, match="different config.*strategy.name"):
+    loop.run(get(**{"strategy.name": "margin"}), w)
+
+
+@pytest.mark.parametrize("override,message", [
+    ({"strategy.name": "nope"}, "Unknown strategy 'nope'"),
+    ({"al.query_size": 500}, r"al.query_size \(500\).*exceeds the pool of 256"),
+    ({"al.initial_size": 0}, r"al.initial_size must be >= 1, got 0"),
+    ({"data.name": "imagenet_xxl"}, "Unknown dataset 'imagenet_xxl'"),
+    ({"model_name": "gpt"}, "Unknown model 'gpt'"),
+    ({"al.subset_size": 3}, r"al.subset_size \(3\) must be 0"),
+    ({"train.optimizer": "adagrad2"}, "Unknown train.optimizer 'adagrad2'"),
+])
+def test_bad_config_is_one_clear_error_and_writes_nothing(tmp_path, override, message):
+  w = tmp_path / "w"
+  with pytest.raises(ValueError, match=message):
+    loop.run(get(**override), str(w))
+  assert not w.exists()
+
+
+def test_missing_dataset_writes_nothing(tmp_path):
+  w = tmp_path / "w"
+  with pytest.raises(FileNotFoundError, match="'cifar10'"):
+    loop.run(get("margin_cifar10", **{"data.data_dir": str(tmp_path / "tfds")}), str(w))
+  assert not w.exists()
+
+
+@pytest.mark.parametrize("strategy", ["entropy", "random"])
+def test_one_device_and_eight_devices_select_the_same_ids(tmp_path, devices, strategy):
+  del devices
+  runs = {}
+  for d in (1, 8):
+    w = str(tmp_path / f"d{d}")
+    loop.run(get(**{"mesh": [("data", d)], "strategy.name": strategy}), w)
+    runs[d] = selected(w)
+  assert runs[1] == runs[8]
+
+
+def test_candidate_subset_mode(tmp_path):
+  c = get(**{"al.subset_size": 40})
+  loop.run(c, str(tmp_path))
+  ids = sum(selected(str(tmp_path)), [])
+  assert len(ids) == len(set(ids)) == 16
+
+
+def test_candidate_rows_are_fixed_size_and_hold_all_labelled():
+  import jax
+  valid = np.arange(20) < 18
+  labelled = np.zeros(20, bool)
+  labelled[[1, 5, 7]] = True
+  pos, cvalid = loop.candidate_rows(jax.random.key(0), labelled, valid, 6, 10, 8)
+  assert len(pos) == 16 and cvalid.sum() == 9
+  real = pos[cvalid]
+  assert set([1, 5, 7]) <= set(real) and len(set(real)) == 9 and valid[real].all()
+  assert (~labelled[real]).sum() == 6
+
+
+def test_initial_balanced_set():
+  y = np.repeat(np.arange(4), 10)
+  mask = loop.initial_labelled(__import__("jax").random.key(0), y, np.ones(40, bool), 8, True)
+  np.testing.assert_array_equal(np.bincount(y[mask]), [2, 2, 2, 2])

@@ -1,0 +1,69 @@
+"""Models and their functional views."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from al_jax import models
+
+CASES = [("mlp", (8, 8, 1), dict(hidden=(16,), dropout=0.5)),
+         ("cnn", (8, 8, 1), dict(filters=4, kernel_size=3, padding="SAME", dense=8)),
+         ("cnn", (28, 28, 1), dict(filters=4, dense=8)),
+         ("resnet18", (8, 8, 3), dict(width=4, dropout=0.5)),
+         ("vgg16_bn", (32, 32, 3), dict(width_scale=1 / 16, dropout=0.5))]
+
+
+@pytest.mark.parametrize("name,shape,kw", CASES)
+def test_views_shapes_and_head_of_embed(name, shape, kw):
+  fns = models.build(name, shape, 5, **kw)
+  params, rest = fns.init(jax.random.key(0))
+  x = jax.random.normal(jax.random.key(1), (6,) + shape)
+  logits = fns.apply(params, rest, x)
+  h = fns.embed(params, rest, x)
+  assert logits.shape == (6, 5) and h.shape == (6, fns.embed_dim)
+  # Eval mode: the head applied to the embedding is the whole network.
+  np.testing.assert_allclose(fns.head(params, rest, h), logits, rtol=1e-5, atol=1e-5)
+  # Eval mode is deterministic; MC mode with dropout differs between keys.
+  mc = [fns.apply_mc(params, rest, x, jax.random.key(k)) for k in (2, 3)]
+  assert mc[0].shape == (6, 5)
+  assert not np.allclose(mc[0], mc[1])
+
+
+@pytest.mark.parametrize("name,shape,kw", CASES)
+def test_mc_masks_do_not_depend_on_the_batch(name, shape, kw):
+  fns = models.build(name, shape, 5, **kw)
+  params, rest = fns.init(jax.random.key(0))
+  x = jax.random.normal(jax.random.key(1), (8,) + shape)
+  key = jax.random.key(7)
+  whole = fns.apply_mc(params, rest, x, key)
+  split = jnp.concatenate([fns.apply_mc(params, rest, x[:3], key),
+                           fns.apply_mc(params, rest, x[3:], key)])
+  reordered = fns.apply_mc(params, rest, x[::-1], key)[::-1]
+  np.testing.assert_allclose(whole, split, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(whole, reordered, rtol=1e-5, atol=1e-5)
+
+
+def test_train_view_updates_batch_norm_stats_and_eval_uses_them():
+  fns = models.build("resnet18", (8, 8, 3), 3, width=4)
+  params, rest = fns.init(jax.random.key(0))
+  x = 3.0 + jax.random.normal(jax.random.key(1), (16, 8, 8, 3))
+  before = fns.apply(params, rest, x)
+  _, new_rest = fns.apply_train(params, rest, x, jax.random.key(2))
+  changed = jax.tree.map(lambda a, b: not np.allclose(a, b), rest, new_rest)
+  assert any(jax.tree.leaves(changed))
+  assert not np.allclose(fns.apply(params, new_rest, x), before)
+
+
+def test_init_depends_on_key_only():
+  fns = models.build("mlp", (4,), 3, hidden=(8,))
+  a, _ = fns.init(jax.random.key(0))
+  b, _ = fns.init(jax.random.key(0))
+  c, _ = fns.init(jax.random.key(1))
+  assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+  assert not all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(c)))
+
+
+def test_unknown_model():
+  with pytest.raises(ValueError, match="Unknown model 'gpt'"):
+    models.build("gpt", (4,), 3)
