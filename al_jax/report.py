@@ -17,8 +17,6 @@ from absl import app, flags
 
 from al_jax import metrics
 
-_OUT = flags.DEFINE_string("out", ".", "Folder for learning_curves.png and aubc.json.")
-
 
 def load_run(workdir: str) -> dict:
   """{strategy, seed, num_labelled, accuracy} of one finished or partial run."""
@@ -68,12 +66,15 @@ def main(argv):
   except FileNotFoundError as e:
     sys.exit(f"error: {e}")
   print(table(summary))
-  os.makedirs(_OUT.value, exist_ok=True)
-  metrics.write_json(os.path.join(_OUT.value, "aubc.json"), summary)
-  metrics.plot_curves(os.path.join(_OUT.value, "learning_curves.png"),
+  out = flags.FLAGS.out
+  os.makedirs(out, exist_ok=True)
+  metrics.write_json(os.path.join(out, "aubc.json"), summary)
+  metrics.plot_curves(os.path.join(out, "learning_curves.png"),
                       {f"{k} ({v['aubc_mean']:.3f})": (v["num_labelled"], v["acc_mean"], v["acc_std"])
                        for k, v in summary.items()}, title="test accuracy (mean ± std over runs)")
 
 
 if __name__ == "__main__":
+  # Defined here, not at import: benchmarks import this module with flags of their own.
+  flags.DEFINE_string("out", ".", "Folder for learning_curves.png and aubc.json.")
   app.run(main)

@@ -1,8 +1,8 @@
 """Random sampling: uniform without replacement among unlabelled rows.
 
-Not the with-replacement `randint` permutation of GCN/TA-VAAL (which can
-return duplicates); Gumbel-free here: uniform keys + top-k is exactly a
-uniformly random subset, and independent of the pool's sharding.
+Unlike the with-replacement `randint` "permutation" of GCN/TA-VAAL (which can
+return duplicates): the top-k of i.i.d. uniform keys is a uniformly random
+subset, and jax.random gives the same keys under any sharding of the pool.
 """
 
 import jax

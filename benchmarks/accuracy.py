@@ -1,0 +1,103 @@
+"""Accuracy benchmark: strategies x seeds on one config; AUBC table, penalty matrix, curves.
+
+  python benchmarks/accuracy.py --config configs/default.py --strategies all --seeds 3 \
+      --out benchmarks/results/digits
+
+Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/, so an
+interrupted benchmark resumes where it stopped. Writes OUT/curves.csv
+(strategy, seed, round, num_labelled, accuracy), OUT/aubc.json,
+OUT/learning_curves.png and OUT/table.md, and prints the table. Random is
+always included.
+"""
+
+import csv
+import itertools
+import os
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+from ml_collections import config_flags
+from scipy import stats
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from al_jax import loop, metrics, report, strategies  # noqa: E402
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Base config file.", lock_config=False)
+_STRATEGIES = flags.DEFINE_list("strategies", ["all"], "Strategy names, or 'all' registered.")
+_SKIP = flags.DEFINE_list("skip", [], "Strategy names to leave out (with 'all').")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per strategy (0..seeds-1).")
+_OUT = flags.DEFINE_string("out", None, "Output folder.")
+flags.mark_flags_as_required(["config", "out"])
+
+
+def penalty_matrix(curves: dict, alpha: float = 0.05) -> tuple[list[str], np.ndarray]:
+  """BADGE-style pairwise penalty: P[i, j] = fraction of acquisition rounds in
+  which strategy i beats j significantly (paired two-sided t-test over seeds
+  at level alpha, mean difference > 0). curves: {name: [seeds, rounds]}."""
+  names = sorted(curves)
+  n = len(names)
+  p = np.zeros((n, n))
+  rounds = min(c.shape[1] for c in curves.values())
+  for (a, i), (b, j) in itertools.permutations(enumerate(names), 2):
+    seeds = min(len(curves[i]), len(curves[j]))
+    wins = 0
+    for r in range(1, rounds):  # round 0 is the shared initial set
+      d = curves[i][:seeds, r] - curves[j][:seeds, r]
+      if seeds > 1 and d.std() > 0:
+        t, pv = stats.ttest_rel(curves[i][:seeds, r], curves[j][:seeds, r])
+        wins += (pv < alpha) and (t > 0)
+    p[a, b] = wins / max(rounds - 1, 1)
+  return names, p
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  names = list(strategies.STRATEGIES) if _STRATEGIES.value == ["all"] else list(_STRATEGIES.value)
+  names = [n for n in names if n not in _SKIP.value]
+  if "random" not in names:
+    names.insert(0, "random")
+  unknown = [n for n in names if n not in strategies.STRATEGIES]
+  if unknown:
+    sys.exit(f"error: unknown strategies {unknown}; known: {sorted(strategies.STRATEGIES)}")
+  out = _OUT.value
+  runs = []
+  for name in names:
+    for seed in range(_SEEDS.value):
+      c = _CONFIG.value.copy_and_resolve_references()
+      c.strategy.name, c.seed, c.progress = name, seed, False
+      w = os.path.join(out, "runs", f"{name}_{seed}")
+      loop.run(c, w)
+      runs.append(report.load_run(w))
+  summary = report.summarise(runs)
+  with open(os.path.join(out, "curves.csv"), "w", newline="") as f:
+    wr = csv.writer(f)
+    wr.writerow(["strategy", "seed", "round", "num_labelled", "accuracy"])
+    for r in runs:
+      for i, (n, a) in enumerate(zip(r["num_labelled"], r["accuracy"])):
+        wr.writerow([r["strategy"], r["seed"], i, n, f"{a:.6f}"])
+  curves = {}
+  for r in runs:
+    curves.setdefault(r["strategy"], []).append(r["accuracy"])
+  curves = {k: np.array([c[:min(map(len, v))] for c in v]) for k, v in curves.items()}
+  pnames, pm = penalty_matrix(curves)
+  lines = [report.table(summary), "",
+           "Penalty matrix: row beats column significantly (paired t-test, p < 0.05) in this "
+           "fraction of rounds.", "",
+           "| | " + " | ".join(pnames) + " |", "|---" * (len(pnames) + 1) + "|"]
+  for name, row in zip(pnames, pm):
+    lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+  text = "\n".join(lines)
+  print(text)
+  with open(os.path.join(out, "table.md"), "w") as f:
+    f.write(text + "\n")
+  metrics.write_json(os.path.join(out, "aubc.json"), summary)
+  metrics.plot_curves(os.path.join(out, "learning_curves.png"),
+                      {f"{k} ({v['aubc_mean']:.3f})": (v["num_labelled"], v["acc_mean"], v["acc_std"])
+                       for k, v in summary.items()}, title=f"{_CONFIG.value.data.name}: test accuracy")
+
+
+if __name__ == "__main__":
+  app.run(main)
