@@ -17,14 +17,27 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for metrics, plots an
 flags.mark_flags_as_required(["config", "workdir"])
 
 
+def _initialize_distributed():
+  """jax.distributed.initialize(): explicit from AL_JAX_COORDINATOR /
+  AL_JAX_NUM_PROCESSES / AL_JAX_PROCESS_ID when set (launch/local_multiprocess.sh),
+  otherwise JAX's auto-detection (TPU VMs, SLURM)."""
+  import jax  # Must run before any other JAX call.
+  env = os.environ
+  if "AL_JAX_COORDINATOR" in env:
+    jax.distributed.initialize(coordinator_address=env["AL_JAX_COORDINATOR"],
+                               num_processes=int(env["AL_JAX_NUM_PROCESSES"]),
+                               process_id=int(env["AL_JAX_PROCESS_ID"]))
+  else:
+    jax.distributed.initialize()
+
+
 def main(argv):
   del argv
   # Orbax logs every checkpoint step at INFO; keep the console to our output.
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   if os.environ.get("AL_JAX_DISTRIBUTED") == "1":
-    import jax  # Must run before any other JAX call.
-    jax.distributed.initialize()
+    _initialize_distributed()
   from al_jax import loop  # Imported after distributed init on purpose.
   try:
     loop.run(_CONFIG.value, _WORKDIR.value)

@@ -62,6 +62,14 @@ def shard_rows(mesh: Mesh, x: np.ndarray) -> jax.Array:
   return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
 
 
+def to_host(x: jax.Array) -> np.ndarray:
+  """The whole array as NumPy on every process (gathers across hosts)."""
+  if jax.process_count() == 1 or x.is_fully_addressable:
+    return np.asarray(x)
+  from jax.experimental import multihost_utils  # Multi-host only.
+  return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
 def replicate(mesh: Mesh, tree):
   """Places a host pytree (identical on every process) replicated on `mesh`."""
   sharding = replicated(mesh)

@@ -166,7 +166,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad
 
   def fit(params, rest, x, y, labelled, key, show: bool = False):
-    n_lab = int(np.asarray(labelled).sum())
+    n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
     if n_lab == 0:
       raise ValueError("Cannot train on an empty labelled set")
     steps_per_epoch = math.ceil(n_lab / bsz)
