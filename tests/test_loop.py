@@ -10,6 +10,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from al_jax import loop, metrics
+from al_jax.strategies import STRATEGIES
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
@@ -121,7 +122,7 @@ def test_missing_dataset_writes_nothing(tmp_path):
   assert not w.exists()
 
 
-@pytest.mark.parametrize("strategy", ["entropy", "random"])
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_one_device_and_eight_devices_select_the_same_ids(tmp_path, devices, strategy):
   del devices
   runs = {}
