@@ -8,12 +8,14 @@ from al_jax import sharding
 
 def calibration_error(probs: jax.Array, labels: jax.Array, valid: jax.Array,
                       num_bins: int = 15) -> jax.Array:
-  """Expected calibration error with equal-width confidence bins."""
+  """Expected calibration error with equal-width confidence bins.
+
+  sum_b (n_b / N) |conf_b - acc_b| = sum_b |sum conf - sum correct| / N.
+  """
   conf = jnp.max(probs, -1)
   correct = (jnp.argmax(probs, -1) == labels).astype(jnp.float32)
   w = valid.astype(jnp.float32)
   bins = jnp.clip((conf * num_bins).astype(jnp.int32), 0, num_bins - 1)
-  count = jnp.zeros(num_bins).at[bins].add(w)
   conf_sum = jnp.zeros(num_bins).at[bins].add(conf * w)
   acc_sum = jnp.zeros(num_bins).at[bins].add(correct * w)
   return jnp.sum(jnp.abs(conf_sum - acc_sum)) / jnp.maximum(jnp.sum(w), 1.0)

@@ -2,7 +2,6 @@
 
 import glob
 import importlib
-import json
 import os
 
 import numpy as np
