@@ -7,7 +7,7 @@ hyperparameters; `fns` is the model's `models.Functional`.
 import inspect
 from typing import Any, Callable
 
-from al_jax.strategies import baselines, uncertainty
+from al_jax.strategies import baselines, diversity, uncertainty
 from al_jax.strategies.base import PoolView, Strategy
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
@@ -15,6 +15,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "least_confidence": uncertainty.least_confidence,
     "entropy": uncertainty.entropy,
     "margin": uncertainty.margin,
+    "coreset": diversity.coreset,
 }
 
 
