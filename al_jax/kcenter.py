@@ -10,9 +10,18 @@ import jax
 import jax.numpy as jnp
 
 
+def row(a, i):
+  """a[i] for a traced scalar i, written as a gather rather than a dynamic
+  slice: with `a` sharded by rows, XLA partitions a gather into a local
+  masked lookup plus an all-reduce of one row, whereas a dynamic slice
+  all-gathers the whole array (measured in the compiled HLO: [N, D] every
+  pick; tests/test_kcenter.py checks it stays out)."""
+  return jnp.take(a, jnp.reshape(i, (1,)), axis=0, mode="clip")[0]
+
+
 def _sq_dist_to(emb, sq, i):
   """Squared distances of every row to row i, clamped at 0 (round-off)."""
-  return jnp.maximum(sq + sq[i] - 2.0 * emb @ emb[i], 0.0)
+  return jnp.maximum(sq + row(sq, i) - 2.0 * emb @ row(emb, i), 0.0)
 
 
 def min_sq_dist_to_centres(emb, centres, block: int = 256):
@@ -58,7 +67,7 @@ def k_center_greedy(emb, centres, candidates, budget: int, key, block: int = 256
     min_d, cand, picks, dists = carry
     i = jnp.argmax(jnp.where(cand, min_d, -1.0))
     return (jnp.minimum(min_d, _sq_dist_to(emb, sq, i)), cand.at[i].set(False),
-            picks.at[t].set(i.astype(jnp.int32)), dists.at[t].set(jnp.sqrt(min_d[i])))
+            picks.at[t].set(i.astype(jnp.int32)), dists.at[t].set(jnp.sqrt(row(min_d, i))))
 
   start = jnp.where(has_centres, 0, 1)
   _, _, picks, dists = jax.lax.fori_loop(start, budget, body, (min_d, cand, picks, dists))

@@ -8,6 +8,9 @@ import inspect
 from typing import Any, Callable
 
 from al_jax.strategies import baselines, diversity, uncertainty
+from al_jax.strategies import cluster_margin, probcover, typiclust
+from al_jax.strategies import alfa_mix, dfal, waal
+from al_jax.strategies import batchbald, bayesian
 from al_jax.strategies.base import PoolView, Strategy
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
@@ -16,6 +19,22 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "entropy": uncertainty.entropy,
     "margin": uncertainty.margin,
     "coreset": diversity.coreset,
+    "coreset_mip": diversity.coreset_mip,
+    "kmeans": diversity.kmeans,
+    "typiclust": typiclust.typiclust,
+    "probcover": probcover.probcover,
+    "cluster_margin": cluster_margin.cluster_margin,
+    "dfal": dfal.dfal,
+    "alfa_mix": alfa_mix.alfa_mix,
+    "waal": waal.waal,
+    "bayesian_lc": bayesian.bayesian_lc,
+    "bayesian_entropy": bayesian.bayesian_entropy,
+    "bald": bayesian.bald,
+    "variation_ratios": bayesian.variation_ratios,
+    "mean_std": bayesian.mean_std,
+    "power_bald": bayesian.power_bald,
+    "power_entropy": bayesian.power_entropy,
+    "batchbald": batchbald.batchbald,
 }
 
 

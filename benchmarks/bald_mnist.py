@@ -1,0 +1,124 @@
+"""Gal et al. (2017) MNIST comparison: acquired images to reach 90% / 95% test accuracy.
+
+Runs configs/bald_mnist.py for each strategy and seed through `loop.run`
+(resumable: rerunning continues unfinished runs) and prints a markdown table.
+
+  # the reduced protocol of benchmarks/bayesian.md (fits ~40 min on 2 CPU cores):
+  nohup nice -n 10 python benchmarks/bald_mnist.py --reduced --workdir /tmp/bald_mnist \
+      > /tmp/bald_mnist.log 2>&1 &
+  # the paper's protocol (100 rounds of 10, 50 epochs; hours on CPU):
+  python benchmarks/bald_mnist.py --workdir /tmp/bald_mnist_full
+  # table only, from finished or partial runs:
+  python benchmarks/bald_mnist.py --reduced --workdir /tmp/bald_mnist --report_only
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+STRATEGIES = ("random", "bald", "bayesian_entropy", "variation_ratios")
+LABELS = {"random": "Random", "bald": "BALD", "bayesian_entropy": "Max Entropy",
+          "variation_ratios": "Variation Ratios"}
+
+
+def reduce_protocol(c, rounds):
+  """The documented reduced protocol (benchmarks/bayesian.md)."""
+  c.al.num_rounds = rounds
+  c.al.subset_size = 500
+  c.train.num_epochs = 30
+  c.score.batch_size = 250
+  if "num_samples" in c.strategy.kw:
+    c.strategy.kw.num_samples = 10
+  return c
+
+
+def config_for(name, seed, reduced, rounds, data_path):
+  from configs import bald_mnist
+  c = bald_mnist.get_config(name)
+  c.seed = seed
+  c.progress = False
+  if data_path:
+    c.data.path = data_path
+  return reduce_protocol(c, rounds) if reduced else c
+
+
+def acquired_to_reach(history, target, initial):
+  """Acquired images (labels beyond the initial set) at the first round with acc >= target."""
+  for h in history:
+    if h["accuracy"] >= target:
+      return h["num_labelled"] - initial
+  return None
+
+
+def read_history(workdir):
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(l) for l in f if l.strip()]
+
+
+def fmt(vals, max_acquired):
+  got = [v for v in vals if v is not None]
+  if not vals:
+    return "—"
+  if len(got) < len(vals):
+    return (f"> {max_acquired} ({len(vals) - len(got)}/{len(vals)} seeds)" if not got else
+            f"{np.mean(got):.0f} ± {np.std(got):.0f}; {len(vals) - len(got)} seed(s) > {max_acquired}")
+  return f"{np.mean(got):.0f} ± {np.std(got):.0f} ({', '.join(str(v) for v in got)})"
+
+
+def main():
+  ap = argparse.ArgumentParser()
+  ap.add_argument("--workdir", default="/tmp/bald_mnist")
+  ap.add_argument("--strategies", default=",".join(STRATEGIES))
+  ap.add_argument("--seeds", default="0,1,2")
+  ap.add_argument("--reduced", action="store_true")
+  ap.add_argument("--rounds", type=int, default=38, help="rounds of the reduced protocol")
+  ap.add_argument("--data_path", default=None)
+  ap.add_argument("--report_only", action="store_true")
+  args = ap.parse_args()
+  names = args.strategies.split(",")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  if not args.report_only:
+    from al_jax import loop
+    # Seed-major order: a partial run still compares every strategy.
+    for seed in seeds:
+      for name in names:
+        wd = os.path.join(args.workdir, f"{name}_s{seed}")
+        cfg = config_for(name, seed, args.reduced, args.rounds, args.data_path)
+        if len(read_history(wd)) == cfg.al.num_rounds + 1:
+          continue
+        s = loop.run(cfg, wd)
+        print(f"done {name} seed {seed}: AUBC {s['aubc']:.4f} final {s['final_accuracy']:.4f}",
+              flush=True)
+  rows = []
+  for name in names:
+    cfg = config_for(name, seeds[0], args.reduced, args.rounds, args.data_path)
+    initial = int(cfg.al.initial_size)
+    max_acq = int(cfg.al.num_rounds) * int(cfg.al.query_size)
+    r90, r95, finals, done = [], [], [], 0
+    for seed in seeds:
+      hist = read_history(os.path.join(args.workdir, f"{name}_s{seed}"))
+      if len(hist) < int(cfg.al.num_rounds) + 1:
+        continue  # Unfinished runs are left out of the table.
+      done += 1
+      r90.append(acquired_to_reach(hist, 0.90, initial))
+      r95.append(acquired_to_reach(hist, 0.95, initial))
+      finals.append(hist[-1]["accuracy"])
+    rows.append(f"| {LABELS.get(name, name)} | {done} | {fmt(r90, max_acq)} | "
+                f"{fmt(r95, max_acq)} | "
+                f"{(f'{np.mean(finals):.3f}' if finals else '—')} |")
+  print("| Strategy | seeds done | acquired to 90% (mean ± std, per seed) | "
+        "acquired to 95% | final accuracy |")
+  print("|---|---|---|---|---|")
+  print("\n".join(rows))
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,137 @@
+"""BatchBALD against exhaustive joint-entropy enumeration."""
+
+import itertools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from al_jax import mc, sharding, strategies
+from al_jax.strategies import batchbald as bb
+from al_jax.strategies.base import PoolView
+
+
+def random_logp(seed, n, k, c, scale=2.0):
+  rng = np.random.default_rng(seed)
+  return jax.nn.log_softmax(jnp.asarray(rng.normal(size=(n, k, c)) * scale, jnp.float32))
+
+
+def make_pool(n, n_pad, n_lab, seed):
+  rng = np.random.default_rng(seed)
+  valid = np.arange(n_pad) < n
+  labelled = np.zeros(n_pad, bool)
+  labelled[rng.choice(n, n_lab, replace=False)] = True
+  ids = np.where(valid, np.arange(n_pad), -1).astype(np.int32)
+  return PoolView(jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(labelled),
+                  jnp.full(n_pad, -1, jnp.int32))
+
+
+def np_joint_mi(p, idx):
+  """I(y_idx; w) by enumerating all C^|idx| label tuples, float64."""
+  k, c = p.shape[1], p.shape[2]
+  h = 0.0
+  for ys in itertools.product(range(c), repeat=len(idx)):
+    pk = np.ones(k)
+    for i, y in zip(idx, ys):
+      pk = pk * p[i, :, y]
+    q = pk.mean()
+    if q > 0:
+      h -= q * np.log(q)
+  cond = sum(-np.sum(np.where(p[i] > 0, p[i] * np.log(np.maximum(p[i], 1e-300)), 0)) / k
+             for i in idx)
+  return h - cond
+
+
+def np_greedy(p, unlabelled, budget):
+  chosen, scores = [], []
+  for _ in range(budget):
+    best, best_mi = None, -np.inf
+    for i in np.flatnonzero(unlabelled):
+      if i in chosen:
+        continue
+      mi = np_joint_mi(p, chosen + [i])
+      if mi > best_mi + 1e-9:
+        best, best_mi = i, mi
+    chosen.append(best)
+    scores.append(best_mi)
+  return np.array(chosen), np.array(scores)
+
+
+@pytest.mark.parametrize("c,budget,seed", [(3, 4, 0), (2, 5, 1), (4, 3, 2)])
+def test_exact_matches_exhaustive_enumeration(c, budget, seed):
+  logp = random_logp(seed, 16, 6, c)
+  pool = make_pool(14, 16, 4, seed)
+  p = np.exp(np.asarray(logp, np.float64))
+  ref_ids, ref_mi = np_greedy(p, np.asarray(pool.valid & ~pool.labelled), budget)
+  # M = C^(b-1) is the smallest M that keeps every step exact.
+  select = jax.jit(lambda l, pl, key: bb.batchbald_select(
+      l, pl, budget, key, num_configs=c ** (budget - 1), chunk_size=5))
+  ids, mi = select(logp, pool, jax.random.key(0))
+  np.testing.assert_array_equal(np.asarray(ids), ref_ids)
+  np.testing.assert_allclose(mi, ref_mi, rtol=1e-4, atol=1e-5)
+  assert np.all(np.diff(np.asarray(mi)) >= -1e-6)  # Joint MI never drops.
+
+
+def test_batch_of_one_is_bald_top_1():
+  for seed in range(4):
+    logp = random_logp(seed, 50, 10, 5)
+    pool = make_pool(45, 50, 12, seed)
+    ids, mi = jax.jit(bb.batchbald_select, static_argnums=2)(logp, pool, 1, jax.random.key(0))
+    bald = np.asarray(mc.mutual_information(logp))
+    ref = np.where(np.asarray(pool.valid & ~pool.labelled), bald, -np.inf)
+    assert int(ids[0]) == int(np.argmax(ref))
+    np.testing.assert_allclose(mi[0], ref.max(), rtol=1e-4, atol=1e-6)
+
+
+def test_sampled_configurations_estimate_the_joint_mi():
+  """Beyond C^(n-1) > M the joint entropy is sampled: unbiased, small spread."""
+  c, k, m = 3, 8, 200  # Steps 1-5 exact (3^4 <= 200), steps 6-7 sampled.
+  logp = random_logp(5, 24, k, c, scale=1.5)
+  p = np.exp(np.asarray(logp, np.float64))
+  probs = jnp.exp(logp)
+  ids = [3, 17, 8, 0, 22, 11, 5]
+  exact = np.array([np_joint_mi(p, ids[:n + 1]) for n in range(len(ids))])
+  cond = np.cumsum([float(mc.expected_entropy(logp[j])) for j in ids])
+  extend = jax.jit(bb.extend)
+  terms = jax.jit(bb.conditional_entropy_terms, static_argnums=2)
+  errs = []
+  for seed in range(8):
+    state, err = bb.init_state(k, m), []
+    for n, i in enumerate(ids):
+      h = bb.joint_entropy_of_chosen(state) + terms(state, probs, 8)[i]
+      err.append(float(h) - cond[n] - exact[n])
+      state = extend(state, probs[i], jax.random.fold_in(jax.random.key(seed), n))
+    assert not bool(state.exact)
+    errs.append(err)
+  errs = np.array(errs)
+  np.testing.assert_allclose(errs[:, :5], 0.0, atol=1e-4)
+  assert np.all(np.abs(errs[:, 5:].mean(0)) < 0.08), errs
+  assert np.all(np.abs(errs[:, 5:]) < 0.4), errs
+  assert errs[:, 5:].std() > 0  # Really sampled.
+
+
+def test_ids_unique_unlabelled_seeded_and_device_independent(devices):
+  del devices
+  logp = np.asarray(random_logp(7, 64, 5, 10))
+  pool_np = make_pool(60, 64, 20, 7)
+  outs = []
+  for n_dev in (1, 8):
+    mesh = sharding.make_mesh([("data", n_dev)])
+    view = PoolView(*(sharding.shard_rows(mesh, np.asarray(a)) for a in pool_np))
+    strat = strategies.get("batchbald", None, num_configs=30, chunk_size=16)
+    sel = jax.jit(strat.select, static_argnums=2)
+    ids, mi = sel(sharding.shard_rows(mesh, logp), view, 12, jax.random.key(1))
+    again, _ = sel(sharding.shard_rows(mesh, logp), view, 12, jax.random.key(1))
+    np.testing.assert_array_equal(ids, again)
+    outs.append((np.asarray(ids), np.asarray(mi)))
+  ids = outs[0][0]
+  np.testing.assert_array_equal(outs[1][0], ids)
+  np.testing.assert_allclose(outs[1][1], outs[0][1], rtol=1e-5, atol=1e-6)
+  assert len(set(ids)) == 12
+  assert np.all(np.asarray(pool_np.valid)[ids]) and not np.any(np.asarray(pool_np.labelled)[ids])
+
+
+def test_rejects_bad_num_configs():
+  with pytest.raises(ValueError, match="num_configs"):
+    strategies.get("batchbald", None, num_configs=0)
