@@ -3,7 +3,7 @@
 Runs configs/bald_mnist.py for each strategy and seed through `loop.run`
 (resumable: rerunning continues unfinished runs) and prints a markdown table.
 
-  # the reduced protocol of benchmarks/bayesian.md (fits ~40 min on 2 CPU cores):
+  # the reduced protocol of benchmarks/README.md (Bayesian section) (fits ~40 min on 2 CPU cores):
   nohup nice -n 10 python benchmarks/bald_mnist.py --reduced --workdir /tmp/bald_mnist \
       > /tmp/bald_mnist.log 2>&1 &
   # the paper's protocol (100 rounds of 10, 50 epochs; hours on CPU):
@@ -27,7 +27,7 @@ LABELS = {"random": "Random", "bald": "BALD", "bayesian_entropy": "Max Entropy",
 
 
 def reduce_protocol(c, rounds):
-  """The documented reduced protocol (benchmarks/bayesian.md)."""
+  """The documented reduced protocol (benchmarks/README.md (Bayesian section))."""
   c.al.num_rounds = rounds
   c.al.subset_size = 500
   c.train.num_epochs = 30

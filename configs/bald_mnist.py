@@ -12,7 +12,7 @@ by the seed), which the repository ships:
 The argument names the strategy: bald (default), bayesian_entropy (their "Max
 Entropy"), variation_ratios, random, or any Bayesian strategy of
 configs/bayesian_digits.py, optionally followed by ",smoke".
-benchmarks/bald_mnist.py runs the reduced protocol of benchmarks/bayesian.md.
+benchmarks/bald_mnist.py runs the reduced protocol of benchmarks/README.md (Bayesian section).
 """
 
 from configs.bayesian_digits import BAYESIAN, parse, strategy_kw
