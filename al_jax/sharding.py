@@ -52,14 +52,37 @@ def num_data_shards(mesh: Mesh) -> int:
   return mesh.shape[DATA_AXIS]
 
 
-def shard_rows(mesh: Mesh, x: np.ndarray) -> jax.Array:
-  """Places a host array (identical on every process) sharded by rows.
+def process_rows(mesh: Mesh, num_rows: int) -> slice:
+  """The contiguous block of global rows this process's devices hold.
 
-  Every process holds the whole array (every host loads the same pool order),
-  so each device simply takes its slice; this works single- and multi-host.
+  With the leading axis sharded over `data`, each process's addressable
+  devices own one contiguous block (jax.make_mesh orders devices by process).
   """
+  idx = data_sharding(mesh).addressable_devices_indices_map((num_rows,)).values()
+  starts = [i[0].indices(num_rows)[0] for i in idx]
+  stops = [i[0].indices(num_rows)[1] for i in idx]
+  lo, hi = min(starts), max(stops)
+  # Replicated over other mesh axes, a process may hold some rows twice;
+  # the block must still be exactly what its devices cover.
+  covered = sum(b - a for a, b in {(a, b) for a, b in zip(starts, stops)})
+  if covered != hi - lo:
+    raise ValueError(f"process {jax.process_index()} holds non-contiguous rows of a "
+                     f"{num_rows}-row array on mesh {dict(mesh.shape)}")
+  return slice(lo, hi)
+
+
+def shard_rows(mesh: Mesh, x: np.ndarray) -> jax.Array:
+  """Lifts a host array to a global array sharded by rows.
+
+  Every process loads the same pool in the same order, so each one passes
+  only the block of rows its own devices hold to
+  `jax.make_array_from_process_local_data`; no host ever ships rows to
+  another.
+  """
+  x = np.asarray(x)
   sharding = data_sharding(mesh, x.ndim)
-  return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+  local = x[process_rows(mesh, x.shape[0])]
+  return jax.make_array_from_process_local_data(sharding, local, x.shape)
 
 
 def to_host(x: jax.Array) -> np.ndarray:

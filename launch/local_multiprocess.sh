@@ -3,7 +3,8 @@
 #
 #   launch/local_multiprocess.sh N D -- --config configs/default.py --workdir /tmp/mp
 #
-# Logs: ${AL_JAX_LOG_DIR:-/tmp/al_jax_logs}/process_<i>.log. Exits non-zero if any process fails.
+# Logs: ${AL_JAX_LOG_DIR:-/tmp/al_jax_logs}/process_<i>.log (pid in process_<i>.pid).
+# Exits non-zero if any process fails; rerun the same command to resume from the last checkpoint.
 set -euo pipefail
 if [[ $# -lt 3 || "$3" != "--" ]]; then
   echo "usage: $0 NUM_PROCESSES DEVICES_PER_PROCESS -- MAIN_ARGS..." >&2
@@ -21,6 +22,7 @@ for ((i = 0; i < n; i++)); do
   XLA_FLAGS="--xla_force_host_platform_device_count=$d" \
     "$python" -m al_jax.main "$@" >"$logs/process_$i.log" 2>&1 &
   pids+=($!)
+  echo $! >"$logs/process_$i.pid"  # lets a test (or you) stop one process
 done
 status=0
 for i in "${!pids[@]}"; do
