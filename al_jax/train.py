@@ -37,6 +37,8 @@ class TrainExtension(NamedTuple):
   after_epoch(params, rest, ext, x, y, labelled, epoch) -> ext
       runs after each epoch over the whole padded pool (e.g. forgetting
       counts from per-example correctness).
+  after_fit(params, rest, ext, x, y, labelled) -> ext
+      runs once, jitted, after the last epoch (e.g. ISAL's s_test).
   """
   init: Callable
   loss: Callable | None = None
@@ -44,6 +46,7 @@ class TrainExtension(NamedTuple):
   after_step: Callable | None = None
   after_epoch: Callable | None = None
   needs_unlabelled: bool = False
+  after_fit: Callable | None = None
 
 
 class TrainInfo(NamedTuple):
@@ -175,6 +178,8 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       ext = ext_def.after_epoch(params, rest, ext, x, y, labelled, epoch)
     return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad
 
+  after_fit = jax.jit(ext_def.after_fit) if ext_def.after_fit is not None else None
+
   def fit(params, rest, x, y, labelled, key, show: bool = False):
     n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
     if n_lab == 0:
@@ -203,6 +208,8 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
             f"lower train.learning_rate={cfg.learning_rate} or set train.grad_clip")
       if show:
         bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
+    if ext_def.after_fit is not None:
+      ext = after_fit(params, rest, ext, x, y, labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
     return params, rest, (ext if extension is not None else None), info
 

@@ -11,6 +11,7 @@ from al_jax.strategies import baselines, diversity, uncertainty
 from al_jax.strategies import cluster_margin, probcover, typiclust
 from al_jax.strategies import alfa_mix, dfal, waal
 from al_jax.strategies import batchbald, bayesian
+from al_jax.strategies import data_diet, forgetting, gradient, isal
 from al_jax.strategies.base import PoolView, Strategy
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
@@ -35,6 +36,12 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "power_bald": bayesian.power_bald,
     "power_entropy": bayesian.power_entropy,
     "batchbald": batchbald.batchbald,
+    "egl": gradient.egl,
+    "badge": gradient.badge,
+    "grand": data_diet.grand,
+    "el2n": data_diet.el2n,
+    "forgetting": forgetting.forgetting,
+    "isal": isal.isal,
 }
 
 

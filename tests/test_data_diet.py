@@ -1,0 +1,81 @@
+"""GraNd / EL2N against NumPy and per-example loops; the prune mode."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from al_jax import models, per_example, prune, strategies
+from al_jax.strategies import data_diet
+
+
+@pytest.fixture(scope="module")
+def mlp():
+  fns = models.build("mlp", (4,), 3, hidden=(5,))
+  params, rest = fns.init(jax.random.key(0))
+  x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+  return fns, params, rest, x
+
+
+def np_el2n(fns, params, rest, x, y):
+  logits = np.asarray(fns.apply(params, rest, jnp.asarray(x)), np.float64)
+  p = np.exp(logits - logits.max(1, keepdims=True))
+  p /= p.sum(1, keepdims=True)
+  return np.linalg.norm(p - np.eye(p.shape[1])[y], axis=1)
+
+
+def loop_grand(fns, params, rest, x, y):
+  grad = jax.jit(jax.grad(per_example.example_loss(fns)))
+  return np.array([np.linalg.norm(ravel_pytree(grad(params, rest, jnp.asarray(x[i]), int(y[i])))[0])
+                   for i in range(len(y))])
+
+
+def test_scores_with_predicted_labels_at_trained_and_at_init(mlp):
+  fns, params, rest, x = mlp
+  yhat = np.asarray(jnp.argmax(fns.apply(params, rest, jnp.asarray(x)), -1))
+  key = jax.random.key(5)
+  batch = {"x": jnp.asarray(x)}
+  el2n = strategies.get("el2n", fns).score(params, rest, batch, key)
+  np.testing.assert_allclose(el2n, np_el2n(fns, params, rest, x, yhat), rtol=1e-5)
+  grand = jax.jit(lambda p: strategies.get("grand", fns, microbatch_size=4).score(
+      p, rest, batch, key))(params)
+  np.testing.assert_allclose(grand, loop_grand(fns, params, rest, x, yhat), rtol=1e-5)
+  # at="init": labels from the trained model, scores averaged over 2 fresh
+  # inits (the averaging is shared by both scores: EL2N, the cheaper, checks it).
+  inits = [fns.init(jax.random.fold_in(key, s)) for s in range(2)]
+  got = jax.jit(lambda p, k: strategies.get("el2n", fns, at="init", num_inits=2).score(
+      p, rest, batch, k))(params, key)
+  ref = np.mean([np_el2n(fns, p0, r0, x, yhat) for p0, r0 in inits], axis=0)
+  np.testing.assert_allclose(got, ref, rtol=1e-5)
+
+
+def test_true_label_scores_differ_from_predicted(mlp):
+  fns, params, rest, x = mlp
+  y = jnp.array([0, 1, 2, 0, 1, 2])
+  np.testing.assert_allclose(data_diet.el2n_scores(fns, params, rest, jnp.asarray(x), y),
+                             np_el2n(fns, params, rest, x, np.asarray(y)), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(at="later"), "at must be"), (dict(num_inits=0), "num_inits"),
+    (dict(at="trained", num_inits=3), "num_inits must be 1"),
+    (dict(microbatch_size=0), "microbatch_size")])
+def test_bad_options_fail_loudly(mlp, kw, match):
+  with pytest.raises(ValueError, match=match):
+    strategies.get("grand", mlp[0], **kw)
+
+
+def test_prune_mode_reports_accuracies_on_tiny_digits():
+  from configs import el2n_digits
+  c = el2n_digits.get_config("smoke")
+  c.data.max_train, c.data.max_test = 96, 64
+  c.mesh = [("data", 1)]
+  r = prune.run(c, 0.5, "el2n", num_seeds=2, score_epochs=0)  # at init: one compile less
+  assert r["kept"] == 48 and r["pool"] == 96
+  for k in ("accuracy", "random_accuracy", "full_accuracy"):
+    assert 0.0 <= r[k] <= 1.0
+  with pytest.raises(ValueError, match="fraction"):
+    prune.run(c, 1.0)
+  with pytest.raises(ValueError, match="Unknown prune method"):
+    prune.run(c, 0.5, "loss")
