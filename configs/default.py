@@ -56,6 +56,12 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.model.width = 4
   if "width_scale" in c.model:
     c.model.width_scale = 1 / 16
+  if "filters" in c.model:  # the Gal et al. CNN of the MNIST configs
+    c.model.filters = 4
+  if "dense" in c.model:
+    c.model.dense = 16
+  if c.al.get("subset_size", 0) > 64:  # candidate subsets of 2,000-10,000 rows
+    c.al.subset_size = 64
   return c
 
 

@@ -41,6 +41,14 @@ class Functional(NamedTuple):
                                               mask for every example given key
   apply_train(params, rest, x, key) -> (logits, new_rest)
                                               dropout on, BN on batch statistics
+  features(params, rest, x) -> (logits, [F_l])
+                                              eval mode, plus the intermediate
+                                              features of every stage/layer
+                                              ([B, H, W, C] or [B, C]; LL4AL)
+  features_train(params, rest, x, key) -> ((logits, [F_l]), new_rest)
+                                              the same in apply_train's mode
+  feature_dims: the channel count C of each F_l.
+  The last three are None / () for models without a `features` method.
   """
   init: Callable
   apply: Callable
@@ -50,6 +58,9 @@ class Functional(NamedTuple):
   apply_train: Callable
   num_classes: int
   embed_dim: int
+  features: Callable | None = None
+  features_train: Callable | None = None
+  feature_dims: tuple = ()
 
 
 def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
@@ -94,9 +105,23 @@ def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
     _, _, new_rest = nnx.split(m, nnx.Param, ...)
     return logits, new_rest
 
+  def features(params, rest, x):
+    return nnx.merge(gd_eval, params, rest).features(x)
+
+  def features_train(params, rest, x, key):
+    # As apply_train: never mutate the caller's `rest`.
+    m = nnx.merge(gd_train, params, jax.tree.map(lambda a: a, rest))
+    out = m.features(x, rngs=nnx.Rngs(dropout=key))
+    _, _, new_rest = nnx.split(m, nnx.Param, ...)
+    return out, new_rest
+
+  has_features = hasattr(model, "features")
   return Functional(init, apply, embed, head, apply_mc, apply_train,
                     num_classes=int(model.head.out_features),
-                    embed_dim=int(model.embed_dim))
+                    embed_dim=int(model.embed_dim),
+                    features=features if has_features else None,
+                    features_train=features_train if has_features else None,
+                    feature_dims=tuple(getattr(model, "feature_dims", ())))
 
 
 def build(name: str, input_shape, num_classes: int, **kw: Any) -> Functional:

@@ -31,15 +31,25 @@ class CNN(nnx.Module):
     self.drop_dense = nnx.Dropout(dropout_dense)
     self.head = nnx.Linear(dense, num_classes, rngs=rngs)
     self.embed_dim = dense
+    self.feature_dims = (filters, filters, dense)
 
-  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+  def _trunk(self, x, rngs):
     det = rngs is None
-    h = jax.nn.relu(self.conv1(x))
-    h = jax.nn.relu(self.conv2(h))
-    h = nnx.max_pool(h, (2, 2), strides=(2, 2))
+    h1 = jax.nn.relu(self.conv1(x))
+    h2 = jax.nn.relu(self.conv2(h1))
+    h = nnx.max_pool(h2, (2, 2), strides=(2, 2))
     h = self.drop_conv(h, rngs=rngs, deterministic=det)
     h = jax.nn.relu(self.dense(h.reshape((h.shape[0], -1))))
-    return h
+    return h, [h1, h2, h]
+
+  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    return self._trunk(x, rngs)[0]
+
+  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    """(logits, [conv1 [B,H,W,F], conv2 [B,H',W',F], dense [B,D]]) from one forward pass."""
+    h, feats = self._trunk(x, rngs)
+    h = self.drop_dense(h, rngs=rngs, deterministic=rngs is None)
+    return self.head(h), feats
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
     h = self.embed(x, rngs=rngs)

@@ -22,12 +22,23 @@ class MLP(nnx.Module):
     self.drop = nnx.Dropout(dropout)
     self.head = nnx.Linear(dims[-1], num_classes, rngs=rngs)
     self.embed_dim = dims[-1]
+    self.feature_dims = tuple(dims[1:])
+
+  def _trunk(self, x, rngs):
+    h, feats = x.reshape((x.shape[0], -1)), []
+    for layer in self.layers:
+      h = jax.nn.relu(layer(h))
+      feats.append(h)
+      h = self.drop(h, rngs=rngs, deterministic=rngs is None)
+    return h, feats
 
   def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    h = x.reshape((x.shape[0], -1))
-    for layer in self.layers:
-      h = self.drop(jax.nn.relu(layer(h)), rngs=rngs, deterministic=rngs is None)
-    return h
+    return self._trunk(x, rngs)[0]
+
+  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    """(logits, [each hidden layer's activations [B, d_l]]) from one forward pass."""
+    h, feats = self._trunk(x, rngs)
+    return self.head(h), feats
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
     return self.head(self.embed(x, rngs=rngs))

@@ -45,13 +45,24 @@ class ResNet18(nnx.Module):
     self.drop = nnx.Dropout(dropout)
     self.head = nnx.Linear(cin, num_classes, rngs=rngs)
     self.embed_dim = cin
+    self.feature_dims = (width, 2 * width, 4 * width, 8 * width)
+
+  def _trunk(self, x):
+    h, feats = jax.nn.relu(self.stem_bn(self.stem(x))), []
+    for i, block in enumerate(self.blocks):
+      h = block(h)
+      if i % 2 == 1:  # the output of each of the 4 stages (2 blocks each)
+        feats.append(h)
+    return h.mean(axis=(1, 2)), feats
 
   def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
     del rngs  # No dropout inside the backbone.
-    h = jax.nn.relu(self.stem_bn(self.stem(x)))
-    for block in self.blocks:
-      h = block(h)
-    return h.mean(axis=(1, 2))
+    return self._trunk(x)[0]
+
+  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    """(logits, the 4 stage outputs [B, H_s, W_s, C_s]) from one forward pass."""
+    h, feats = self._trunk(x)
+    return self.head(self.drop(h, rngs=rngs, deterministic=rngs is None)), feats
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
     h = self.drop(self.embed(x), rngs=rngs, deterministic=rngs is None)

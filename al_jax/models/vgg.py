@@ -29,17 +29,29 @@ class VGG16BN(nnx.Module):
     self.drop = nnx.Dropout(dropout)
     self.embed_dim = h * w * cin
     self.head = nnx.Linear(self.embed_dim, num_classes, rngs=rngs)
+    # Channels after each of the 5 pools.
+    self.feature_dims = tuple(max(1, int(v * width_scale)) for i, v in enumerate(_VGG16)
+                              if i + 1 < len(_VGG16) and _VGG16[i + 1] == "M")
 
-  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    del rngs  # No dropout inside the backbone.
-    i = 0
+  def _trunk(self, x):
+    i, feats = 0, []
     for v in _VGG16:
       if v == "M":
         x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+        feats.append(x)
       else:
         x = jax.nn.relu(self.bns[i](self.convs[i](x)))
         i += 1
-    return x.reshape((x.shape[0], -1))
+    return x.reshape((x.shape[0], -1)), feats
+
+  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    del rngs  # No dropout inside the backbone.
+    return self._trunk(x)[0]
+
+  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    """(logits, the 5 pooled block outputs [B, H_b, W_b, C_b]) from one forward pass."""
+    h, feats = self._trunk(x)
+    return self.head(self.drop(h, rngs=rngs, deterministic=rngs is None)), feats
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
     h = self.drop(self.embed(x), rngs=rngs, deterministic=rngs is None)

@@ -12,6 +12,7 @@ from al_jax.strategies import cluster_margin, probcover, typiclust
 from al_jax.strategies import alfa_mix, dfal, waal
 from al_jax.strategies import batchbald, bayesian
 from al_jax.strategies import data_diet, forgetting, gradient, isal
+from al_jax.strategies import gcn, ll4al, vaal
 from al_jax.strategies.base import PoolView, Strategy
 
 STRATEGIES: dict[str, Callable[..., Strategy]] = {
@@ -42,6 +43,12 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "el2n": data_diet.el2n,
     "forgetting": forgetting.forgetting,
     "isal": isal.isal,
+    "ll4al": ll4al.ll4al,
+    "uncertain_gcn": gcn.uncertain_gcn,
+    "core_gcn": gcn.core_gcn,
+    "vaal": vaal.vaal,
+    "sraal": vaal.sraal,
+    "ta_vaal": vaal.ta_vaal,
 }
 
 

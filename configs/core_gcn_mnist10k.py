@@ -1,0 +1,37 @@
+"""CoreGCN on MNIST-10k with the Gal et al. CNN.
+
+  python -m al_jax.main --config configs/core_gcn_mnist10k.py --workdir /tmp/al_core_gcn_mnist10k \
+      --config.data.path=/work/shared/data/mnist-t10k
+
+The MNIST t10k IDX files split into an 8,000-image pool and 2,000 test
+images; 20 balanced initial labels + 20 rounds of 20. The graph holds the
+labelled rows plus a random subset of 2,000 unlabelled rows (al.subset_size)
+so its dense adjacency stays small on a CPU.
+"""
+
+from configs.default import base_config, smoke
+
+
+def get_config(arg: str | None = None):
+  c = base_config()
+  c.data.name = "mnist_idx"
+  c.data.path = "/work/shared/data/mnist-t10k"
+  c.data.test_size = 2000
+  c.model_name = "cnn"
+  c.model = dict(filters=32, kernel_size=4, padding="VALID", dense=128,
+                 dropout_conv=0.25, dropout_dense=0.5)
+  c.al.initial_size = 20
+  c.al.initial_balanced = True
+  c.al.query_size = 20
+  c.al.num_rounds = 20
+  c.al.subset_size = 2000
+  c.strategy.name = "core_gcn"
+  c.strategy.kw = dict(hidden=128, dropout=0.3, lam=1.2, lr=1e-3, weight_decay=5e-4, num_steps=200,
+                       block=256)
+  c.train.batch_size = 64
+  c.train.num_epochs = 50
+  c.train.min_steps = 300
+  if arg == "smoke":
+    c = smoke(c)
+    c.al.subset_size = 64
+  return c
