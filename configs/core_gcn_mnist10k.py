@@ -9,28 +9,15 @@ labelled rows plus a random subset of 2,000 unlabelled rows (al.subset_size)
 so its dense adjacency stays small on a CPU.
 """
 
-from configs.default import base_config, smoke
+from configs.default import base_config, mnist10k, smoke
 
 
 def get_config(arg: str | None = None):
-  c = base_config()
-  c.data.name = "mnist_idx"
-  c.data.path = "/work/shared/data/mnist-t10k"
-  c.data.test_size = 2000
-  c.model_name = "cnn"
-  c.model = dict(filters=32, kernel_size=4, padding="VALID", dense=128,
-                 dropout_conv=0.25, dropout_dense=0.5)
-  c.al.initial_size = 20
-  c.al.initial_balanced = True
-  c.al.query_size = 20
-  c.al.num_rounds = 20
+  c = mnist10k(base_config())
   c.al.subset_size = 2000
   c.strategy.name = "core_gcn"
   c.strategy.kw = dict(hidden=128, dropout=0.3, lam=1.2, lr=1e-3, weight_decay=5e-4, num_steps=200,
                        block=256)
-  c.train.batch_size = 64
-  c.train.num_epochs = 50
-  c.train.min_steps = 300
   if arg == "smoke":
     c = smoke(c)
     c.al.subset_size = 64

@@ -13,7 +13,7 @@ images; 20 balanced initial labels + 20 rounds of 20.
 
 import inspect
 
-from configs.default import base_config, smoke
+from configs.default import base_config, mnist10k, smoke
 
 DIVERSITY = ("coreset", "coreset_mip", "kmeans", "typiclust", "probcover", "cluster_margin")
 
@@ -34,20 +34,7 @@ def _kw(name):
 
 def get_config(arg: str | None = None):
   name, is_smoke = _parse(arg)
-  c = base_config()
-  c.data.name = "mnist_idx"
-  c.data.path = "/work/shared/data/mnist-t10k"
-  c.data.test_size = 2000
-  c.model_name = "cnn"
-  c.model = {"filters": 32, "kernel_size": 4, "padding": "VALID", "dense": 128,
-             "dropout_conv": 0.25, "dropout_dense": 0.5}
-  c.al.initial_size = 20
-  c.al.initial_balanced = True
-  c.al.query_size = 20
-  c.al.num_rounds = 20
+  c = mnist10k(base_config())
   c.strategy.name = name
   c.strategy.kw = _kw(name)
-  c.train.batch_size = 64
-  c.train.num_epochs = 50
-  c.train.min_steps = 300
   return smoke(c) if is_smoke else c

@@ -65,6 +65,54 @@ def smoke(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return c
 
 
+def mnist10k(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The MNIST-10k protocol shared by the configs/*_mnist10k.py files.
+
+  The t10k IDX files split into an 8,000-image pool and 2,000 test images,
+  the Gal et al. (2017) CNN, 20 balanced initial labels + 20 rounds of 20,
+  at least 300 steps of batch 64 per round.
+  """
+  c.data.name = "mnist_idx"
+  c.data.path = "/work/shared/data/mnist-t10k"
+  c.data.test_size = 2000
+  c.model_name = "cnn"
+  c.model = dict(filters=32, kernel_size=4, padding="VALID", dense=128,
+                 dropout_conv=0.25, dropout_dense=0.5)
+  c.al.initial_size = 20
+  c.al.initial_balanced = True
+  c.al.query_size = 20
+  c.al.num_rounds = 20
+  c.train.batch_size = 64
+  c.train.num_epochs = 50
+  c.train.min_steps = 300
+  return c
+
+
+def cifar10(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The CIFAR-10 protocol of LL4AL / VAAL / GCNAL (1,000 initial + 10 x 1,000).
+
+  ResNet-18, flip + crop augmentation, SGD 0.1 with momentum 0.9 and weight
+  decay 5e-4, 200 epochs of batch 128 per round (retrained from scratch).
+  """
+  c.data.name = "cifar10"
+  c.data.augment = "flip_crop"
+  c.model_name = "resnet18"
+  c.model = dict(width=64, dropout=0.0)
+  c.al.initial_size = 1000
+  c.al.query_size = 1000
+  c.al.num_rounds = 10
+  c.train.optimizer = "sgd"
+  c.train.learning_rate = 0.1
+  c.train.momentum = 0.9
+  c.train.weight_decay = 5e-4
+  c.train.batch_size = 128
+  c.train.num_epochs = 200
+  c.train.min_steps = 0
+  c.score.batch_size = 1000
+  c.eval.batch_size = 1000
+  return c
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = base_config()
   return smoke(c) if arg == "smoke" else c

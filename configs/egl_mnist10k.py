@@ -8,27 +8,14 @@ images; 20 balanced initial labels + 20 rounds of 20.
 Each round scores a random 2,000-row subset of the pool (al.subset_size; 0 = all).
 """
 
-from configs.default import base_config, smoke
+from configs.default import base_config, mnist10k, smoke
 
 
 def get_config(arg: str | None = None):
-  c = base_config()
-  c.data.name = "mnist_idx"
-  c.data.path = "/work/shared/data/mnist-t10k"
-  c.data.test_size = 2000
-  c.model_name = "cnn"
-  c.model = dict(filters=32, kernel_size=4, padding="VALID", dense=128,
-                 dropout_conv=0.25, dropout_dense=0.5)
-  c.al.initial_size = 20
-  c.al.initial_balanced = True
-  c.al.query_size = 20
-  c.al.num_rounds = 20
+  c = mnist10k(base_config())
   c.al.subset_size = 2000  # Full-network EGL costs C backward passes per pool row.
   c.strategy.name = "egl"
   c.strategy.kw = dict(last_layer=False, bias=True, microbatch_size=16)
-  c.train.batch_size = 64
-  c.train.num_epochs = 50
-  c.train.min_steps = 300
   if arg == "smoke":
     c = smoke(c)
     c.al.subset_size = 0  # The smoke pool is smaller than the subset.

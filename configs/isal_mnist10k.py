@@ -7,27 +7,14 @@ The MNIST t10k IDX files split into an 8,000-image pool and 2,000 test
 images; 20 balanced initial labels + 20 rounds of 20.
 """
 
-from configs.default import base_config, smoke
+from configs.default import base_config, mnist10k, smoke
 
 
 def get_config(arg: str | None = None):
-  c = base_config()
-  c.data.name = "mnist_idx"
-  c.data.path = "/work/shared/data/mnist-t10k"
-  c.data.test_size = 2000
-  c.model_name = "cnn"
-  c.model = dict(filters=32, kernel_size=4, padding="VALID", dense=128,
-                 dropout_conv=0.25, dropout_dense=0.5)
-  c.al.initial_size = 20
-  c.al.initial_balanced = True
-  c.al.query_size = 20
-  c.al.num_rounds = 20
+  c = mnist10k(base_config())
   c.strategy.name = "isal"
   c.strategy.kw = dict(solver="lissa", damping=0.01, scale=100.0, depth=200, repeats=2,
                        hvp_batch_size=64, val_size=512, cg_iters=20)
-  c.train.batch_size = 64
-  c.train.num_epochs = 50
-  c.train.min_steps = 300
   if arg == "smoke":
     c = smoke(c)
     # A few LiSSA steps: on CPU each CNN HVP inside the loop costs ~10x a step.

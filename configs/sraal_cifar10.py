@@ -14,33 +14,17 @@ in array_record format (README, "Datasets"); meant for a GPU/TPU.
 `:smoke` shrinks it (and the networks) for CPU tests.
 """
 
-from configs.default import base_config, smoke
+from configs.default import base_config, cifar10, smoke
 
 
 def get_config(arg: str | None = None):
-  c = base_config()
-  c.data.name = "cifar10"
-  c.data.augment = "flip_crop"
-  c.model_name = "resnet18"
-  c.model = dict(width=64, dropout=0.0)
-  c.al.initial_size = 1000
-  c.al.query_size = 1000
-  c.al.num_rounds = 10
+  c = cifar10(base_config())
   c.al.subset_size = 10000
   c.strategy.name = "sraal"
   c.strategy.kw = dict(z_dim=200, beta=1.0, adversary_weight=1.0, recon_weight=5.0, ce_weight=5.0,
                        channels=(128, 256, 512, 1024), dense=256, disc_hidden=(512, 512, 512, 512),
                        cls_hidden=(1024, 256), lr=5e-4, num_steps=8000, batch_size=128,
                        vae_steps=2, adv_steps=1, eval_batch=1000)
-  c.train.optimizer = "sgd"
-  c.train.learning_rate = 0.1
-  c.train.momentum = 0.9
-  c.train.weight_decay = 5e-4
-  c.train.batch_size = 128
-  c.train.num_epochs = 200
-  c.train.min_steps = 0
-  c.score.batch_size = 1000
-  c.eval.batch_size = 1000
   if arg == "smoke":
     c = smoke(c)
     c.strategy.kw.num_steps = 20

@@ -8,29 +8,16 @@ images; 20 balanced initial labels + 20 rounds of 20. Conv VAE (32, 64),
 2,000 iterations per round over the whole pool.
 """
 
-from configs.default import base_config, smoke
+from configs.default import base_config, mnist10k, smoke
 
 
 def get_config(arg: str | None = None):
-  c = base_config()
-  c.data.name = "mnist_idx"
-  c.data.path = "/work/shared/data/mnist-t10k"
-  c.data.test_size = 2000
-  c.model_name = "cnn"
-  c.model = dict(filters=32, kernel_size=4, padding="VALID", dense=128,
-                 dropout_conv=0.25, dropout_dense=0.5)
-  c.al.initial_size = 20
-  c.al.initial_balanced = True
-  c.al.query_size = 20
-  c.al.num_rounds = 20
+  c = mnist10k(base_config())
   c.strategy.name = "vaal"
   c.strategy.kw = dict(z_dim=32, beta=1.0, adversary_weight=1.0, recon_weight=1.0,
                        channels=(32, 64), dense=256, disc_hidden=(512, 512),
                        lr=5e-4, num_steps=2000, batch_size=64,
                        vae_steps=2, adv_steps=1, eval_batch=512)
-  c.train.batch_size = 64
-  c.train.num_epochs = 50
-  c.train.min_steps = 300
   if arg == "smoke":
     c = smoke(c)
     c.strategy.kw.num_steps = 20

@@ -10,16 +10,7 @@ import numpy as np
 from al_jax import models, per_example, sharding
 from al_jax.strategies import gradient
 from al_jax.strategies.base import PoolView
-
-
-def make_pool(n, n_pad, n_lab, seed):
-  rng = np.random.default_rng(seed)
-  valid = np.arange(n_pad) < n
-  labelled = np.zeros(n_pad, bool)
-  labelled[rng.choice(n, n_lab, replace=False)] = True
-  ids = np.where(valid, np.arange(n_pad), -1).astype(np.int32)
-  return PoolView(*(jnp.asarray(a) for a in (ids, valid, labelled,
-                                               np.full(n_pad, -1, np.int32))))
+from tests.helpers import make_pool
 
 
 def np_kmeans_pp(g, cand, budget, key):

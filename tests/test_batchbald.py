@@ -10,21 +10,12 @@ import pytest
 from al_jax import mc, sharding, strategies
 from al_jax.strategies import batchbald as bb
 from al_jax.strategies.base import PoolView
+from tests.helpers import make_pool
 
 
 def random_logp(seed, n, k, c, scale=2.0):
   rng = np.random.default_rng(seed)
   return jax.nn.log_softmax(jnp.asarray(rng.normal(size=(n, k, c)) * scale, jnp.float32))
-
-
-def make_pool(n, n_pad, n_lab, seed):
-  rng = np.random.default_rng(seed)
-  valid = np.arange(n_pad) < n
-  labelled = np.zeros(n_pad, bool)
-  labelled[rng.choice(n, n_lab, replace=False)] = True
-  ids = np.where(valid, np.arange(n_pad), -1).astype(np.int32)
-  return PoolView(jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(labelled),
-                  jnp.full(n_pad, -1, jnp.int32))
 
 
 def np_joint_mi(p, idx):

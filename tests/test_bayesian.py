@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from al_jax import mc, strategies
-from al_jax.strategies.base import PoolView
+from tests.helpers import make_pool
 
 TOP_K = ("bayesian_lc", "bayesian_entropy", "bald", "variation_ratios", "mean_std")
 C = 4
@@ -48,16 +48,6 @@ def np_score(name, logp):
   if name == "mean_std":
     return p.std(1).mean(-1)
   raise ValueError(name)
-
-
-def make_pool(n, n_pad, n_lab, seed):
-  rng = np.random.default_rng(seed)
-  valid = np.arange(n_pad) < n
-  labelled = np.zeros(n_pad, bool)
-  labelled[rng.choice(n, n_lab, replace=False)] = True
-  ids = np.where(valid, np.arange(n_pad), -1).astype(np.int32)
-  return PoolView(jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(labelled),
-                  jnp.full(n_pad, -1, jnp.int32))
 
 
 def np_top(scores, pool, budget):
@@ -140,8 +130,6 @@ def test_power_ids_unique_unlabelled_and_seeded(name):
 def test_power_rejects_nonpositive_beta():
   with pytest.raises(ValueError, match="beta"):
     strategies.get("power_bald", None, beta=0.0)
-
-
 
 
 def test_unrolled_epochs_train_exactly_like_the_fori_loop(devices):

@@ -7,7 +7,7 @@ import pytest
 
 from al_jax import loop, metrics, models, sharding, strategies
 from al_jax.strategies import dfal
-from al_jax.strategies.base import PoolView
+from tests.helpers import make_pool
 
 
 def linear_model(d=2, c=4, seed=0):
@@ -136,16 +136,6 @@ def test_nonlinear_matches_loop_and_stops_once_the_label_flips():
     done = np.asarray(iters) <= m
     np.testing.assert_allclose(np.asarray(p_m)[done], np.asarray(pert)[done], rtol=1e-5,
                                atol=1e-6)
-
-
-def make_pool(n, n_pad, n_lab, seed):
-  rng = np.random.default_rng(seed)
-  valid = np.arange(n_pad) < n
-  labelled = np.zeros(n_pad, bool)
-  labelled[rng.choice(n, n_lab, replace=False)] = True
-  ids = np.where(valid, np.arange(n_pad), -1).astype(np.int32)
-  return PoolView(*(jnp.asarray(a) for a in (ids, valid, labelled,
-                                               np.full(n_pad, -1, np.int32))))
 
 
 def test_strategy_selects_smallest_perturbations_same_on_1_and_8_devices(devices):

@@ -7,7 +7,7 @@ import pytest
 
 from al_jax import models, sharding, strategies
 from al_jax.strategies import gcn
-from al_jax.strategies.base import PoolView
+from tests import helpers
 
 
 def np_adjacency(f):
@@ -25,12 +25,7 @@ def np_gcn(g, adj, f):
 
 
 def make_pool(n, n_pad, n_lab, seed):
-  rng = np.random.default_rng(seed)
-  valid = np.arange(n_pad) < n
-  labelled = np.zeros(n_pad, bool)
-  labelled[rng.choice(n, n_lab, replace=False)] = True
-  ids = np.where(valid, 100 + np.arange(n_pad), -1).astype(np.int32)  # ids != positions
-  return PoolView(*(jnp.asarray(a) for a in (ids, valid, labelled, np.full(n_pad, -1, np.int32))))
+  return helpers.make_pool(n, n_pad, n_lab, seed, id_offset=100)  # ids != positions
 
 
 def unit_rows(n, d, seed):

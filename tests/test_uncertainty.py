@@ -7,6 +7,7 @@ import pytest
 
 from al_jax import models, selection, sharding, strategies
 from al_jax.strategies.base import PoolView
+from tests.helpers import make_pool
 
 
 def np_scores(logits):
@@ -22,16 +23,6 @@ def np_select(scores, valid, labelled, budget):
   cand = [i for i in range(len(scores)) if valid[i] and not labelled[i]]
   cand.sort(key=lambda i: (-scores[i], i))
   return np.array(cand[:budget])
-
-
-def make_pool(n, n_pad, n_lab, seed):
-  rng = np.random.default_rng(seed)
-  valid = np.arange(n_pad) < n
-  labelled = np.zeros(n_pad, bool)
-  labelled[rng.choice(n, n_lab, replace=False)] = True
-  ids = np.where(valid, np.arange(n_pad), -1).astype(np.int32)
-  return PoolView(jnp.asarray(ids), jnp.asarray(valid), jnp.asarray(labelled),
-                  jnp.full(n_pad, -1, jnp.int32))
 
 
 class FakeFns:

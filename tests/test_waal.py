@@ -8,7 +8,7 @@ import pytest
 
 from al_jax import models, sharding, strategies, train
 from al_jax.strategies import waal
-from al_jax.strategies.base import PoolView
+from tests.helpers import make_pool
 
 
 def np_critic(c, h):
@@ -48,16 +48,6 @@ def test_gradient_penalty_gradient_is_finite_when_the_critic_is_flat():
   gp, g = jax.value_and_grad(waal.gradient_penalty)(c, h, h, jax.random.key(1))
   np.testing.assert_allclose(float(gp), 1.0, rtol=1e-5)
   assert all(np.isfinite(np.asarray(v)).all() for v in jax.tree.leaves(g))
-
-
-def make_pool(n, n_pad, n_lab, seed):
-  rng = np.random.default_rng(seed)
-  valid = np.arange(n_pad) < n
-  labelled = np.zeros(n_pad, bool)
-  labelled[rng.choice(n, n_lab, replace=False)] = True
-  ids = np.where(valid, np.arange(n_pad), -1).astype(np.int32)
-  return PoolView(*(jnp.asarray(a) for a in (ids, valid, labelled,
-                                               np.full(n_pad, -1, np.int32))))
 
 
 def test_query_matches_the_reference_ranking_on_1_and_8_devices(devices):
