@@ -10,6 +10,7 @@ import tensorflow_datasets as tfds
 
 from al_jax import loop, metrics
 from al_jax.strategies import STRATEGIES
+from configs.bayesian_digits import BAYESIAN
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
@@ -124,6 +125,10 @@ def test_missing_dataset_writes_nothing(tmp_path):
 # TA-VAAL trains a VAE + discriminator for 500 steps on its ranker's
 # predicted losses; last-bit differences between the 1- and 8-device training
 # runs grow into a different tail of the batch. Known open problem (issue 8).
+# The VAAL family's factory defaults (500 steps, 512-wide discriminator) take
+# minutes on CPU; the device check needs only a few steps.
+SMALL_KW = {s: {"strategy.kw": {"num_steps": 10, "disc_hidden": (16,)}}
+            for s in ("vaal", "sraal", "ta_vaal")}
 DEVICE_XFAIL = {"ta_vaal": "VAE training inside select amplifies sharding rounding"}
 
 
@@ -135,10 +140,11 @@ def test_one_device_and_eight_devices_select_the_same_ids(tmp_path, devices, str
   runs = {}
   for d in (1, 8):
     w = str(tmp_path / f"d{d}")
-    # Dropout on, so the MC-dropout strategies have K distinct networks
-    # (without it BALD is 0 everywhere and rounding noise picks the ids).
-    loop.run(get(**{"mesh": [("data", d)], "strategy.name": strategy,
-                    "model.dropout": 0.25}), w)
+    over = {"mesh": [("data", d)], "strategy.name": strategy}
+    if strategy in BAYESIAN:  # K distinct dropout networks; without dropout
+      over["model.dropout"] = 0.25  # BALD is 0 everywhere and rounding picks the ids.
+    over.update(SMALL_KW.get(strategy, {}))
+    loop.run(get(**over), w)
     runs[d] = selected(w)
   assert runs[1] == runs[8]
 
