@@ -5,10 +5,15 @@ over the `data` axis) and a PoolView, and return global ids. The loop checks
 beforehand that the pool holds at least `budget` unlabelled rows.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import jax
 import jax.numpy as jnp
 
-from al_jax.strategies.base import PoolView
+if TYPE_CHECKING:  # Type hints only: importing strategies here would be circular.
+  from al_jax.strategies.base import PoolView
 
 
 def top_positions(scores: jax.Array, pool: PoolView, budget: int) -> jax.Array:
