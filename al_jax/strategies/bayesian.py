@@ -24,7 +24,6 @@ Where we differ from the reference code (docs/bayesian_strategies.md):
     `var_ratio.py`, which is 1 - max p of the deterministic net.
 """
 
-import jax
 import jax.numpy as jnp
 
 from al_jax import mc, selection
