@@ -67,3 +67,42 @@ def test_init_depends_on_key_only():
 def test_unknown_model():
   with pytest.raises(ValueError, match="Unknown model 'gpt'"):
     models.build("gpt", (4,), 3)
+
+
+@pytest.mark.parametrize("padding,k,ci", [("VALID", 4, 1), ("VALID", 3, 5), ("SAME", 4, 3),
+                                          ("SAME", 3, 2)])
+def test_conv2d_matches_lax_values_and_gradients(padding, k, ci):
+  """The CPU custom backward (shifted-view GEMMs, flipped-kernel conv) == XLA's autodiff."""
+  from al_jax.models.conv import conv2d
+  kx, kw, kd = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, (3, 9, 8, ci))
+  w = jax.random.normal(kw, (k, k, ci, 6))
+
+  def ref(x, w):
+    return jax.lax.conv_general_dilated(x, w, (1, 1), padding,
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+  out = conv2d(x, w, padding)
+  np.testing.assert_allclose(out, ref(x, w), rtol=1e-5, atol=1e-5)
+  dy = jax.random.normal(kd, out.shape)
+  g = jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding) * dy), argnums=(0, 1))(x, w)
+  g_ref = jax.grad(lambda x, w: jnp.sum(ref(x, w) * dy), argnums=(0, 1))(x, w)
+  for a, b in zip(g, g_ref):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_cnn_conv_layers_equal_nnx_conv():
+  """The CNN routes its nnx.Conv parameters through models.conv: same outputs."""
+  from flax import nnx
+  from al_jax.models.cnn import CNN
+  for padding in ("VALID", "SAME"):
+    m = CNN((12, 12, 2), 3, filters=4, kernel_size=3, padding=padding, dense=8,
+            rngs=nnx.Rngs(0))
+    x = jax.random.normal(jax.random.key(1), (2, 12, 12, 2))
+    np.testing.assert_allclose(m._conv(m.conv1, x), m.conv1(x), rtol=1e-5, atol=1e-5)
+
+
+def test_conv2d_rejects_unknown_padding():
+  from al_jax.models.conv import conv2d
+  with pytest.raises(ValueError, match="'FULL'"):
+    conv2d(jnp.zeros((1, 4, 4, 1)), jnp.zeros((2, 2, 1, 1)), "FULL")
