@@ -19,7 +19,6 @@ Prints a markdown table; --out also writes the raw rows as JSON.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -29,27 +28,7 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-
-def rss_mb() -> float:
-  with open("/proc/self/statm") as f:
-    return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def reset_peak() -> None:
-  """Resets the RSS high-water mark (Linux), so compilation is not counted."""
-  try:
-    with open("/proc/self/clear_refs", "w") as f:
-      f.write("5")
-  except OSError:
-    pass
-
-
-def peak_mb() -> float:
-  with open("/proc/self/status") as f:
-    for line in f:
-      if line.startswith("VmHWM:"):
-        return int(line.split()[1]) / 1024
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from benchmarks.measure import peak_mb, reset_peak, rss_mb  # noqa: E402
 
 
 def make_data(n, d, n_lab, seed=0, normalize=False):

@@ -126,3 +126,11 @@ def test_ids_unique_unlabelled_seeded_and_device_independent(devices):
 def test_rejects_bad_num_configs():
   with pytest.raises(ValueError, match="num_configs"):
     strategies.get("batchbald", None, num_configs=0)
+
+
+def test_inverse_cdf_sampling_matches_softmax_and_skips_impossible():
+  logits = jnp.array([0.0, -jnp.inf, 1.0, -2.0, -jnp.inf, 0.5])
+  draws = np.asarray(bb._sample_flat(jax.random.key(3), logits, 40_000))
+  freq = np.bincount(draws, minlength=6) / len(draws)
+  np.testing.assert_allclose(freq, np.asarray(jax.nn.softmax(logits)), atol=0.01)
+  assert freq[1] == 0 and freq[4] == 0
