@@ -28,7 +28,7 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from benchmarks.measure import peak_mb, reset_peak, rss_mb  # noqa: E402
+from benchmarks.measure import peak_mb, reset_peak, rss_mb
 
 
 def make_data(n, d, n_lab, seed=0, normalize=False):

@@ -27,8 +27,9 @@ Each measurement runs in a fresh subprocess; time is the best of --repeats
 calls (one call when it takes over --max_seconds / 4). al_jax compiles ahead
 of time (reported apart, never timed; host-side selects such as TypiClust's
 get one untimed warm-up call); peak memory is the process's RSS high-water
-mark above its RSS once the inputs exist and al_jax has compiled. A library that takes
-longer than --max_seconds at one N is not run at larger N (shown as "skipped").
+mark above its RSS once the inputs exist and al_jax has compiled. A library
+whose time at the previous N, scaled linearly to the next N, exceeds
+--max_seconds is not run there (shown as "skipped").
 Prints one markdown table with the ratio peer time / al_jax time (> 1: al_jax
 is faster) and writes the raw rows with --out.
 """
@@ -47,8 +48,8 @@ import numpy as np
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, ROOT)
 
-from benchmarks.kcenter_speed import make_data, pick_delta  # noqa: E402
-from benchmarks.measure import peak_mb, reset_peak, rss_mb  # noqa: E402
+from benchmarks.kcenter_speed import make_data, pick_delta
+from benchmarks.measure import peak_mb, reset_peak, rss_mb
 
 # strategy -> (inputs, [(peer library, peer algorithm)])
 CASES = {
@@ -136,12 +137,12 @@ class FixedProba:
     outer = self
 
     class Fixed(ClassifierMixin, BaseEstimator):
-      def fit(self, X, y, sample_weight=None):  # noqa: N803 (scikit-learn's names)
+      def fit(self, X, y, sample_weight=None):  # scikit-learn's argument names
         del X, y, sample_weight
         self.classes_ = np.arange(outer.probs.shape[1])
         return self
 
-      def predict_proba(self, X):  # noqa: N803
+      def predict_proba(self, X):
         return outer.probs[outer.order[np.searchsorted(outer.keys, np.asarray(X)[:, 0])]]
     return Fixed()
 
@@ -284,22 +285,23 @@ def main():
   rows = []
   for name in args.strategies.split(","):
     for budget in budgets_for(name, args):
-      too_slow = set()
+      last = {}  # lib -> (N, seconds) of its previous size
       for n in map(int, args.ns.split(",")):
         delta = 0.0
         if name == "probcover":
           delta = pick_delta(make_data(n, args.d, args.labelled, normalize=True)[0], 30.0)
         for lib in ["al_jax"] + [lb for lb, _ in CASES[name][1] if lb in libs]:
           row = {"strategy": name, "lib": lib, "n": n, "budget": budget}
-          if lib in too_slow:
-            row["error"] = f"skipped (> {args.max_seconds:.0f} s at a smaller N)"
+          est = last[lib][1] * n / last[lib][0] if lib in last else 0.0  # linear in N
+          if est > args.max_seconds or last.get(lib) == "failed":
+            row["error"] = (f"skipped (estimated {est:.0f} s > --max_seconds)"
+                            if est else "skipped (failed at a smaller N)")
           elif (lib == "skactiveml" and name == "probcover" and
                 n * n * 8 / 2**30 > args.max_dense_gb):
             row["error"] = f"skipped (dense {n}x{n} float64 distances: {n * n * 8 / 2**30:.0f} GiB)"
           else:
             row = run_case(args, name, lib, n, budget, delta)
-            if row.get("seconds", 0) > args.max_seconds or "error" in row:
-              too_slow.add(lib)
+            last[lib] = (n, row["seconds"]) if "seconds" in row else "failed"
           rows.append(row)
           print(json.dumps(row), file=sys.stderr, flush=True)
   if args.out:
@@ -310,10 +312,10 @@ def main():
 
 def table(rows, args) -> str:
   import jax
-  lines = [f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores; jax {jax.__version__}, "
-           f"d = {args.d}, C = {args.c}, K = {args.k}, BatchBALD M = {args.m}.", "",
-           "| strategy | N | batch | al_jax s (compile s) | al_jax MB | peer | peer s | peer MB | "
-           "peer s / al_jax s |", "|---|---|---|---|---|---|---|---|---|"]
+  lines = [(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores; jax {jax.__version__}, "
+            f"d = {args.d}, C = {args.c}, K = {args.k}, BatchBALD M = {args.m}."), "",
+           ("| strategy | N | batch | al_jax s (compile s) | al_jax MB | peer | peer s | peer MB | "
+            "peer s / al_jax s |"), "|---|---|---|---|---|---|---|---|---|"]
   by = {(r["strategy"], r["n"], r["budget"], r["lib"]): r for r in rows}
   for (name, n, budget, lib), r in by.items():
     if lib != "al_jax":

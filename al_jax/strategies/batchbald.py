@@ -153,7 +153,7 @@ def batchbald_select(logp: jax.Array, pool, budget: int, key, *, num_configs: in
   Returns:
     (ids[b], joint MI of the batch after each pick [b]).
   """
-  n, k, _ = logp.shape
+  _, k, _ = logp.shape
   probs = jnp.exp(logp.astype(jnp.float32))
   cond_h = mc.expected_entropy(logp.astype(jnp.float32))  # E_k H(y_x | w) [N]
   low = jnp.finfo(jnp.float32).min
