@@ -106,3 +106,23 @@ def test_conv2d_rejects_unknown_padding():
   from al_jax.models.conv import conv2d
   with pytest.raises(ValueError, match="'FULL'"):
     conv2d(jnp.zeros((1, 4, 4, 1)), jnp.zeros((2, 2, 1, 1)), "FULL")
+
+
+def test_conv2d_forward_mode_and_hessian_vector_products():
+  """jax.jvp and forward-over-reverse (ISAL's Hessian-vector products) work and match lax."""
+  from al_jax.models.conv import conv2d
+  kx, kw, kv = jax.random.split(jax.random.key(2), 3)
+  x = jax.random.normal(kx, (2, 7, 7, 3))
+  w = jax.random.normal(kw, (3, 3, 3, 4))
+  v = jax.random.normal(kv, w.shape)
+
+  def loss(conv):
+    return lambda w: jnp.sum(jnp.tanh(conv(x, w)) ** 2)
+
+  ref = lambda x, w: jax.lax.conv_general_dilated(  # noqa: E731
+      x, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  ours = lambda x, w: conv2d(x, w, "VALID")  # noqa: E731
+  t, t_ref = (jax.jvp(loss(c), (w,), (v,))[1] for c in (ours, ref))
+  np.testing.assert_allclose(t, t_ref, rtol=1e-4)
+  hvp, hvp_ref = (jax.jvp(jax.grad(loss(c)), (w,), (v,))[1] for c in (ours, ref))
+  np.testing.assert_allclose(hvp, hvp_ref, rtol=1e-4, atol=1e-4)
