@@ -184,7 +184,7 @@ def run(config, workdir: str) -> dict:
   # Strategies with a training extension also see its final state.
   ext_kw = (lambda ext: {"ext": ext}) if strategy.extension is not None else (lambda ext: {})
   evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh)
-  init_fn = jax.jit(fns.init, out_shardings=sharding.replicated(mesh))
+  init_fn = models.jit_init(fns, out_shardings=sharding.replicated(mesh))
 
   @jax.jit
   def score_pool(params, rest, x, key, ext):

@@ -132,9 +132,21 @@ SMALL_KW = {s: {"strategy.kw": {"num_steps": 10, "disc_hidden": (16,)}}
 DEVICE_XFAIL = {"ta_vaal": "VAE training inside select amplifies sharding rounding"}
 
 
-@pytest.mark.parametrize("strategy", [
-    pytest.param(s, marks=pytest.mark.xfail(reason=DEVICE_XFAIL[s], strict=False))
-    if s in DEVICE_XFAIL else s for s in sorted(STRATEGIES)])
+# The default run checks one strategy per selection mechanism (top-k, MC
+# dropout, k-center, k-means++, host-side clustering, a training extension,
+# in-select VAE training); `pytest -m slow` checks every registered strategy.
+DEVICE_DEFAULT = ("random", "entropy", "bald", "coreset", "badge", "typiclust", "forgetting",
+                  "vaal")
+
+
+def _device_param(s):
+  marks = [] if s in DEVICE_DEFAULT else [pytest.mark.slow]
+  if s in DEVICE_XFAIL:
+    marks.append(pytest.mark.xfail(reason=DEVICE_XFAIL[s], strict=False))
+  return pytest.param(s, marks=marks)
+
+
+@pytest.mark.parametrize("strategy", [_device_param(s) for s in sorted(STRATEGIES)])
 def test_one_device_and_eight_devices_select_the_same_ids(tmp_path, devices, strategy):
   del devices
   runs = {}

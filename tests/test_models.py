@@ -17,7 +17,7 @@ CASES = [("mlp", (8, 8, 1), dict(hidden=(16,), dropout=0.5)),
 @pytest.mark.parametrize("name,shape,kw", CASES)
 def test_views_shapes_and_head_of_embed(name, shape, kw):
   fns = models.build(name, shape, 5, **kw)
-  params, rest = fns.init(jax.random.key(0))
+  params, rest = models.jit_init(fns)(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (6,) + shape)
   logits = fns.apply(params, rest, x)
   h = fns.embed(params, rest, x)
@@ -33,7 +33,7 @@ def test_views_shapes_and_head_of_embed(name, shape, kw):
 @pytest.mark.parametrize("name,shape,kw", CASES)
 def test_mc_masks_do_not_depend_on_the_batch(name, shape, kw):
   fns = models.build(name, shape, 5, **kw)
-  params, rest = fns.init(jax.random.key(0))
+  params, rest = models.jit_init(fns)(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (8,) + shape)
   key = jax.random.key(7)
   whole = fns.apply_mc(params, rest, x, key)
@@ -46,7 +46,7 @@ def test_mc_masks_do_not_depend_on_the_batch(name, shape, kw):
 
 def test_train_view_updates_batch_norm_stats_and_eval_uses_them():
   fns = models.build("resnet18", (8, 8, 3), 3, width=4)
-  params, rest = fns.init(jax.random.key(0))
+  params, rest = models.jit_init(fns)(jax.random.key(0))
   x = 3.0 + jax.random.normal(jax.random.key(1), (16, 8, 8, 3))
   before = fns.apply(params, rest, x)
   _, new_rest = fns.apply_train(params, rest, x, jax.random.key(2))
@@ -57,9 +57,9 @@ def test_train_view_updates_batch_norm_stats_and_eval_uses_them():
 
 def test_init_depends_on_key_only():
   fns = models.build("mlp", (4,), 3, hidden=(8,))
-  a, _ = fns.init(jax.random.key(0))
-  b, _ = fns.init(jax.random.key(0))
-  c, _ = fns.init(jax.random.key(1))
+  a, _ = models.jit_init(fns)(jax.random.key(0))
+  b, _ = models.jit_init(fns)(jax.random.key(0))
+  c, _ = models.jit_init(fns)(jax.random.key(1))
   assert all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
   assert not all(np.array_equal(u, v) for u, v in zip(jax.tree.leaves(a), jax.tree.leaves(c)))
 
@@ -82,11 +82,11 @@ def test_conv2d_matches_lax_values_and_gradients(padding, k, ci):
     return jax.lax.conv_general_dilated(x, w, (1, 1), padding,
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-  out = conv2d(x, w, padding)
+  out = jax.jit(conv2d, static_argnums=2)(x, w, padding)
   np.testing.assert_allclose(out, ref(x, w), rtol=1e-5, atol=1e-5)
   dy = jax.random.normal(kd, out.shape)
-  g = jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding) * dy), argnums=(0, 1))(x, w)
-  g_ref = jax.grad(lambda x, w: jnp.sum(ref(x, w) * dy), argnums=(0, 1))(x, w)
+  g = jax.jit(jax.grad(lambda x, w: jnp.sum(conv2d(x, w, padding) * dy), argnums=(0, 1)))(x, w)
+  g_ref = jax.jit(jax.grad(lambda x, w: jnp.sum(ref(x, w) * dy), argnums=(0, 1)))(x, w)
   for a, b in zip(g, g_ref):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 

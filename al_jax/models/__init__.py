@@ -63,6 +63,18 @@ class Functional(NamedTuple):
   feature_dims: tuple = ()
 
 
+def jit_init(fns: "Functional", **jit_kw) -> Callable:
+  """`fns.init` as one cheaply compiled program (it runs once a round).
+
+  Eagerly, a ResNet-18's init spends 24 s on CPU compiling one program per
+  initialiser op; jitted, XLA's CPU optimiser takes 23 s, and 3.5 s at
+  backend optimisation level 0, whose program still runs in well under a
+  second. Other backends keep their defaults.
+  """
+  opts = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
+  return jax.jit(fns.init, compiler_options=opts, **jit_kw)
+
+
 def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
   """Builds the pure views from a constructor `make(rngs) -> module`."""
   model = nnx.eval_shape(lambda: make(nnx.Rngs(0)))
