@@ -2,7 +2,7 @@
 
   python3 -m venv /work/venv_bench
   /work/venv_bench/bin/pip install -r benchmarks/requirements-speed.txt
-  /work/venv_bench/bin/python benchmarks/speed.py --out benchmarks/results/speed.json
+  /work/venv_bench/bin/python benchmarks/speed.py --out benchmarks/results/speed.jsonl
 
 Every library gets the same synthetic inputs of realistic shape, built from
 one seed: embeddings [N, d] (a 50-component Gaussian mixture, d = 512), the
@@ -28,10 +28,11 @@ calls (one call when it takes over --max_seconds / 4). al_jax compiles ahead
 of time (reported apart, never timed; host-side selects such as TypiClust's
 get one untimed warm-up call); peak memory is the process's RSS high-water
 mark above its RSS once the inputs exist and al_jax has compiled. A library
-whose time at the previous N, scaled linearly to the next N, exceeds
---max_seconds is not run there (shown as "skipped").
+whose time on its previous case, scaled linearly in N and in the batch
+size, exceeds --max_seconds is not run (shown as "skipped").
 Prints one markdown table with the ratio peer time / al_jax time (> 1: al_jax
-is faster) and writes the raw rows with --out.
+is faster); --out appends each measured row as a JSON line, and a rerun with
+the same --out reuses them (an interrupted run resumes).
 """
 
 import argparse
@@ -273,7 +274,8 @@ def main():
   p.add_argument("--max_seconds", type=float, default=120.0)
   p.add_argument("--max_dense_gb", type=float, default=4.0,
                  help="skip scikit-activeml ProbCover when its N x N float64 distances are larger")
-  p.add_argument("--out", default=None)
+  p.add_argument("--out", default=None,
+                 help="JSON lines of the measured rows; rerunning with the same file resumes")
   args = p.parse_args()
   if args.worker:
     print(json.dumps(worker(args)))
@@ -282,18 +284,30 @@ def main():
   if unknown:
     sys.exit(f"error: --strategies {unknown} have no speed case; known: {list(CASES)}")
   libs = args.libs.split(",")
+  done = {}  # Rows of an earlier, interrupted run with the same --out are reused.
+  if args.out and os.path.exists(args.out):
+    with open(args.out) as f:
+      for ln in f:
+        r = json.loads(ln)
+        done[(r["strategy"], r["lib"], r["n"], r["budget"])] = r
   rows = []
   for name in args.strategies.split(","):
+    last = {}  # lib -> (N, budget, seconds) of its previous case, or "failed"
     for budget in budgets_for(name, args):
-      last = {}  # lib -> (N, seconds) of its previous size
       for n in map(int, args.ns.split(",")):
         delta = 0.0
         if name == "probcover":
           delta = pick_delta(make_data(n, args.d, args.labelled, normalize=True)[0], 30.0)
         for lib in ["al_jax"] + [lb for lb, _ in CASES[name][1] if lb in libs]:
           row = {"strategy": name, "lib": lib, "n": n, "budget": budget}
-          est = last[lib][1] * n / last[lib][0] if lib in last else 0.0  # linear in N
-          if est > args.max_seconds or last.get(lib) == "failed":
+          # Linear in N and in the batch (greedy selections take one pass per pick).
+          prev = last.get(lib)
+          est = prev[2] * n / prev[0] * budget / prev[1] if isinstance(prev, tuple) else 0.0
+          if (name, lib, n, budget) in done:
+            row = done[(name, lib, n, budget)]
+            if "seconds" in row:
+              last[lib] = (n, budget, row["seconds"])
+          elif est > args.max_seconds or last.get(lib) == "failed":
             row["error"] = (f"skipped (estimated {est:.0f} s > --max_seconds)"
                             if est else "skipped (failed at a smaller N)")
           elif (lib == "skactiveml" and name == "probcover" and
@@ -301,12 +315,12 @@ def main():
             row["error"] = f"skipped (dense {n}x{n} float64 distances: {n * n * 8 / 2**30:.0f} GiB)"
           else:
             row = run_case(args, name, lib, n, budget, delta)
-            last[lib] = (n, row["seconds"]) if "seconds" in row else "failed"
+            last[lib] = (n, budget, row["seconds"]) if "seconds" in row else "failed"
           rows.append(row)
           print(json.dumps(row), file=sys.stderr, flush=True)
-  if args.out:
-    with open(args.out, "w") as f:
-      json.dump(rows, f, indent=1)
+          if args.out and (name, lib, n, budget) not in done:
+            with open(args.out, "a") as f:
+              f.write(json.dumps(row) + "\n")
   print(table(rows, args))
 
 
