@@ -32,7 +32,16 @@ def selected(workdir):
   return [r["ids"] for r in metrics.read_jsonl(os.path.join(workdir, "selected.jsonl"))]
 
 
-@pytest.mark.parametrize("name", CONFIGS)
+# CIFAR-10 configs differ from their digits / MNIST-10k siblings (smoke-run
+# by default) only in the ResNet backbone and the protocol; three of them
+# keep that path in the default run, the rest run with `pytest -m slow`
+# (each costs 30-60 s of CPU, mostly compiling a ResNet-18).
+CIFAR_DEFAULT = ("badge_cifar10", "coreset_cifar10", "margin_cifar10")
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.slow) if n.endswith("_cifar10") and n not in CIFAR_DEFAULT
+    else n for n in CONFIGS])
 def test_every_config_runs_smoke(name, tmp_path):
   c = get(name)
   # TFDS configs read mock data: no network, same code path.
