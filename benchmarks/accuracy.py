@@ -3,7 +3,9 @@
   python benchmarks/accuracy.py --config configs/default.py --strategies all --seeds 3 \
       --out benchmarks/results/digits
 
-Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/, so an
+Strategies other than the config's own keep only the config's strategy kw
+entries they accept (e.g. configs/bald_mnist.py's num_samples for every MC
+strategy). Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/, so an
 interrupted benchmark resumes where it stopped. Writes OUT/curves.csv
 (strategy, seed, round, num_labelled, accuracy), OUT/aubc.json,
 OUT/learning_curves.png and OUT/table.md, and prints the table. Random is
@@ -11,6 +13,7 @@ always included.
 """
 
 import csv
+import inspect
 import itertools
 import os
 import sys
@@ -52,6 +55,20 @@ def penalty_matrix(curves: dict, alpha: float = 0.05) -> tuple[list[str], np.nda
   return names, p
 
 
+def kw_for(name: str, base_name: str, base_kw: dict) -> dict:
+  """The strategy kw for `name` when the base config was written for `base_name`.
+
+  The base config's own strategy keeps its kw. Another strategy keeps only
+  the entries its factory accepts (so one Bayesian config's num_samples
+  carries over to every MC strategy, and entropy gets none), defaults
+  otherwise.
+  """
+  if name == base_name:
+    return dict(base_kw)
+  accepted = inspect.signature(strategies.STRATEGIES[name]).parameters
+  return {k: v for k, v in base_kw.items() if k in accepted and k != "fns"}
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -67,7 +84,9 @@ def main(argv):
   for name in names:
     for seed in range(_SEEDS.value):
       c = _CONFIG.value.copy_and_resolve_references()
+      kw = kw_for(name, c.strategy.name, c.strategy.kw.to_dict())
       c.strategy.name, c.seed, c.progress = name, seed, False
+      c.strategy.kw = kw
       w = os.path.join(out, "runs", f"{name}_{seed}")
       loop.run(c, w)
       runs.append(report.load_run(w))

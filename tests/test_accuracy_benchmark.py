@@ -23,3 +23,10 @@ def test_penalty_matrix_counts_significant_wins():
   assert p[i["good"], i["same"]] == 1.0
   assert p[i["same"], i["bad"]] <= 0.4  # tiny noise: rarely significant
   assert np.all(np.diag(p) == 0)
+
+
+def test_kw_for_keeps_own_kw_and_only_accepted_entries_for_others():
+  base = {"num_samples": 10, "samples_per_pass": None, "num_configs": 500}
+  assert accuracy.kw_for("batchbald", "batchbald", base) == base
+  assert accuracy.kw_for("bald", "batchbald", base) == {"num_samples": 10, "samples_per_pass": None}
+  assert accuracy.kw_for("entropy", "batchbald", base) == {}
