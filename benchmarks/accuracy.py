@@ -13,7 +13,6 @@ always included.
 """
 
 import csv
-import inspect
 import itertools
 import os
 import sys
@@ -26,6 +25,7 @@ from scipy import stats
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from al_jax import loop, metrics, report, strategies  # noqa: E402
+from configs.default import strategy_kw  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Base config file.", lock_config=False)
 _STRATEGIES = flags.DEFINE_list("strategies", ["all"], "Strategy names, or 'all' registered.")
@@ -65,8 +65,8 @@ def kw_for(name: str, base_name: str, base_kw: dict) -> dict:
   """
   if name == base_name:
     return dict(base_kw)
-  accepted = inspect.signature(strategies.STRATEGIES[name]).parameters
-  return {k: v for k, v in base_kw.items() if k in accepted and k != "fns"}
+  accepted = strategy_kw(name)
+  return {k: v for k, v in base_kw.items() if k in accepted}
 
 
 def main(argv):

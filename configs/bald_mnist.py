@@ -15,12 +15,12 @@ configs/bayesian_digits.py, optionally followed by ",smoke".
 benchmarks/bald_mnist.py runs the reduced protocol of benchmarks/README.md (Bayesian section).
 """
 
-from configs.bayesian_digits import BAYESIAN, parse, strategy_kw
-from configs.default import base_config, smoke
+from configs.bayesian_digits import BAYESIAN
+from configs.default import base_config, parse, smoke, strategy_kw
 
 
 def get_config(arg: str | None = None):
-  name, is_smoke = parse(arg, BAYESIAN + ("random",))
+  name, is_smoke = parse(arg, BAYESIAN + ("random",), "bald")
   c = base_config()
   c.data.name = "mnist_idx"
   c.data.path = "/work/shared/data/mnist-t10k"

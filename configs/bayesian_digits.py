@@ -12,32 +12,14 @@ configs/default.py), MLP 64-128-10 with dropout 0.5 so MC dropout has
 something to sample.
 """
 
-import inspect
-
-from configs.default import base_config, smoke
+from configs.default import base_config, parse, smoke, strategy_kw
 
 BAYESIAN = ("bayesian_lc", "bayesian_entropy", "bald", "variation_ratios", "mean_std",
             "power_bald", "power_entropy", "batchbald")
 
 
-def parse(arg, names=BAYESIAN, default="bald"):
-  """'NAME[,smoke]' -> (NAME, is_smoke)."""
-  parts = [p for p in (arg or "").split(",") if p]
-  picked = [p for p in parts if p != "smoke"]
-  if len(picked) > 1 or (picked and picked[0] not in names):
-    raise ValueError(f"config argument {arg!r}: expected one of {names}, optionally ',smoke'")
-  return (picked[0] if picked else default), "smoke" in parts
-
-
-def strategy_kw(name):
-  """Every hyperparameter of strategy `name` with its default."""
-  from al_jax.strategies import STRATEGIES  # Defaults come from the factory itself.
-  return {k: p.default for k, p in inspect.signature(STRATEGIES[name]).parameters.items()
-          if k != "fns"}
-
-
 def get_config(arg: str | None = None):
-  name, is_smoke = parse(arg)
+  name, is_smoke = parse(arg, BAYESIAN, "bald")
   c = base_config()
   c.model = dict(hidden=(128,), dropout=0.5)
   c.strategy.name = name

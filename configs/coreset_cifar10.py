@@ -15,29 +15,12 @@ for a GPU/TPU. The 50k x 512 embeddings take 100 MB; k-center greedy keeps
 one 50k min-distance vector (DeepAL+ builds a 10 GB distance matrix).
 """
 
-import inspect
-
-from configs.default import base_config, smoke
-
-DIVERSITY = ("coreset", "coreset_mip", "kmeans", "typiclust", "probcover", "cluster_margin")
-
-
-def _parse(arg):
-  parts = [p for p in (arg or "").split(",") if p]
-  names = [p for p in parts if p != "smoke"]
-  if len(names) > 1 or (names and names[0] not in DIVERSITY):
-    raise ValueError(f"config argument {arg!r}: expected one of {DIVERSITY}, optionally ',smoke'")
-  return (names[0] if names else "coreset"), "smoke" in parts
-
-
-def _kw(name):
-  from al_jax.strategies import STRATEGIES  # Defaults come from the factory itself.
-  return {k: p.default for k, p in inspect.signature(STRATEGIES[name]).parameters.items()
-          if k != "fns"}
+from configs.coreset_digits import DIVERSITY
+from configs.default import base_config, parse, smoke, strategy_kw
 
 
 def get_config(arg: str | None = None):
-  name, is_smoke = _parse(arg)
+  name, is_smoke = parse(arg, DIVERSITY, "coreset")
   c = base_config()
   c.data.name = "cifar10"
   c.data.augment = "flip_crop"
@@ -47,7 +30,7 @@ def get_config(arg: str | None = None):
   c.al.query_size = 1000
   c.al.num_rounds = 10
   c.strategy.name = name
-  c.strategy.kw = _kw(name)
+  c.strategy.kw = strategy_kw(name)
   if name == "coreset_mip":  # The MIP needs candidates beyond the 1,000 greedy picks.
     c.strategy.kw.update(max_candidates=3000, time_limit=60.0)
   c.train.optimizer = "sgd"

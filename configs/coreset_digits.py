@@ -10,30 +10,14 @@ so `--config.strategy.kw.NAME=VALUE` overrides it. 1,347-image pool, 20
 initial labels + 15 rounds of 20 (as configs/default.py).
 """
 
-import inspect
-
-from configs.default import base_config, smoke
+from configs.default import base_config, parse, smoke, strategy_kw
 
 DIVERSITY = ("coreset", "coreset_mip", "kmeans", "typiclust", "probcover", "cluster_margin")
 
 
-def _parse(arg):
-  parts = [p for p in (arg or "").split(",") if p]
-  names = [p for p in parts if p != "smoke"]
-  if len(names) > 1 or (names and names[0] not in DIVERSITY):
-    raise ValueError(f"config argument {arg!r}: expected one of {DIVERSITY}, optionally ',smoke'")
-  return (names[0] if names else "coreset"), "smoke" in parts
-
-
-def _kw(name):
-  from al_jax.strategies import STRATEGIES  # Defaults come from the factory itself.
-  return {k: p.default for k, p in inspect.signature(STRATEGIES[name]).parameters.items()
-          if k != "fns"}
-
-
 def get_config(arg: str | None = None):
-  name, is_smoke = _parse(arg)
+  name, is_smoke = parse(arg, DIVERSITY, "coreset")
   c = base_config()
   c.strategy.name = name
-  c.strategy.kw = _kw(name)
+  c.strategy.kw = strategy_kw(name)
   return smoke(c) if is_smoke else c

@@ -7,6 +7,8 @@ Runs offline in well under a minute on 2 CPU cores. `:smoke` shrinks any
 config for tests.
 """
 
+import inspect
+
 import ml_collections
 
 
@@ -111,6 +113,22 @@ def cifar10(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   c.score.batch_size = 1000
   c.eval.batch_size = 1000
   return c
+
+
+def parse(arg: str | None, names: tuple, default: str) -> tuple[str, bool]:
+  """A config argument 'NAME[,smoke]' -> (NAME, is_smoke); NAME must be in `names`."""
+  parts = [p for p in (arg or "").split(",") if p]
+  picked = [p for p in parts if p != "smoke"]
+  if len(picked) > 1 or (picked and picked[0] not in names):
+    raise ValueError(f"config argument {arg!r}: expected one of {names}, optionally ',smoke'")
+  return (picked[0] if picked else default), "smoke" in parts
+
+
+def strategy_kw(name: str) -> dict:
+  """Every hyperparameter of strategy `name` with its default (from its factory)."""
+  from al_jax.strategies import STRATEGIES  # Configs load before the library otherwise.
+  return {k: p.default for k, p in inspect.signature(STRATEGIES[name]).parameters.items()
+          if k != "fns"}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
