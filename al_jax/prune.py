@@ -23,7 +23,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from al_jax import data, evaluate, loop, sharding, train
+from al_jax import data, evaluate, loop, models, sharding, train
 from al_jax.strategies import data_diet, forgetting
 
 METHODS = ("el2n", "grand", "forgetting")
@@ -53,10 +53,11 @@ def score_rows(config, method: str, num_seeds: int, score_epochs: int, mesh, poo
                                                                     microbatch_size)}[method]
     score_pool = jax.jit(lambda p, r, x, y: sharding.map_batches(
         lambda b: per_row(p, r, b[0], jnp.maximum(b[1], 0)), (x, y), score_bs, mesh))
+  init = models.jit_init(fns)
   total = np.zeros(len(pool.y))
   for s in range(num_seeds):
     k_init, k_train = jax.random.split(jax.random.fold_in(root, s))
-    params, rest = fns.init(k_init)
+    params, rest = init(k_init)
     if method == "forgetting":
       _, _, ext, _ = fit(params, rest, x, y, full, k_train)
       total += sharding.to_host(forgetting.forgetting_scores(ext))
@@ -96,10 +97,11 @@ def run(config, fraction: float, method: str = "el2n", num_seeds: int = 2,
   fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"))
   evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh)
   root = jax.random.key(int(config.seed))
+  init = models.jit_init(fns)
 
   def accuracy(mask):
     k_init, k_train = jax.random.split(root)
-    params, rest = fns.init(k_init)
+    params, rest = init(k_init)
     params, rest, _, _ = fit(params, rest, x, y, sharding.shard_rows(mesh, mask), k_train)
     return float(evaluate_fn(params, rest, x_test, y_test, test_valid)["accuracy"])
 
