@@ -151,14 +151,13 @@ class FixedProba:
 def peer(lib, name, data, budget, args, delta):
   """A zero-argument callable running the peer's selection; returns ids."""
   n, c = data.logits.shape
-  probs_mc = np.exp(data.logp.astype(np.float64))  # [N, K, C]
+  unl = np.flatnonzero(~data.labelled)
   if lib == "skactiveml":
     from skactiveml import pool as skp
     from skactiveml.classifier import SklearnClassifier
     y = np.where(data.labelled, data.y, np.nan).astype(np.float64)
     if name == "batchbald":
-      probs_knc = probs_mc.transpose(1, 0, 2).copy()
-      unl = np.flatnonzero(~data.labelled)
+      probs_knc = np.exp(data.logp.astype(np.float64)).transpose(1, 0, 2).copy()
 
       def run():
         util = skp.batch_bald(probs_knc[:, unl], budget, n_MC_samples=args.m, random_state=0)
@@ -178,12 +177,11 @@ def peer(lib, name, data, budget, args, delta):
           "typiclust": lambda: skp.TypiClust(k=20, random_state=0),
           "probcover": lambda: skp.ProbCover(n_classes=c, deltas=[delta], random_state=0)}[name]()
     return lambda: qs.query(x, y, batch_size=budget)
-  unl = np.flatnonzero(~data.labelled)
   if lib == "baal":
     from baal.active import heuristics
     h = {"bald": lambda: heuristics.BALD(), "bayesian_entropy": lambda: heuristics.Entropy(),
          "batchbald": lambda: heuristics.BatchBALD(num_samples=budget, num_draw=args.m)}[name]()
-    probs_nck = probs_mc[unl].transpose(0, 2, 1).copy()  # baal: [N, C, K]
+    probs_nck = np.exp(data.logp[unl].astype(np.float64)).transpose(0, 2, 1).copy()  # [N, C, K]
     return lambda: unl[np.asarray(h(probs_nck))[:budget]]
   if lib == "redux":
     import torch
