@@ -5,14 +5,20 @@
 
 Strategies other than the config's own keep only the config's strategy kw
 entries they accept (e.g. configs/bald_mnist.py's num_samples for every MC
-strategy). Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/, so an
-interrupted benchmark resumes where it stopped. Writes OUT/curves.csv
+strategy). With --per_strategy the config file is loaded once per strategy
+with the strategy's name as its argument (configs/table_digits.py:NAME),
+then the command line's --config.x=y overrides are applied to each
+(--config.strategy.kw.K=V to those with a K; name such a strategy in the
+--config argument, e.g. configs/table_digits.py:vaal, so the override parses).
+Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/,
+so an interrupted benchmark resumes where it stopped. Writes OUT/curves.csv
 (strategy, seed, round, num_labelled, accuracy), OUT/aubc.json,
 OUT/learning_curves.png and OUT/table.md, and prints the table. Random is
 always included.
 """
 
 import csv
+import importlib.util
 import itertools
 import os
 import sys
@@ -32,6 +38,9 @@ _STRATEGIES = flags.DEFINE_list("strategies", ["all"], "Strategy names, or 'all'
 _SKIP = flags.DEFINE_list("skip", [], "Strategy names to leave out (with 'all').")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per strategy (0..seeds-1).")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
+_PER_STRATEGY = flags.DEFINE_bool(
+    "per_strategy", False, "Load --config once per strategy with the strategy name as its "
+    "argument (for configs/table_*.py) instead of sharing one config.")
 flags.mark_flags_as_required(["config", "out"])
 
 
@@ -69,6 +78,29 @@ def kw_for(name: str, base_name: str, base_kw: dict) -> dict:
   return {k: v for k, v in base_kw.items() if k in accepted}
 
 
+def config_for(name: str, seed: int):
+  """The run config of (strategy, seed)."""
+  if _PER_STRATEGY.value:
+    # 'path.py:smoke' -> path.py loaded with 'NAME,smoke'; the overrides are
+    # re-applied since each strategy gets a freshly built config.
+    path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
+    extra = [p for p in arg.split(",") if p and p not in strategies.STRATEGIES]
+    spec = importlib.util.spec_from_file_location("per_strategy_config", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    c = module.get_config(",".join([name] + extra))
+    over = config_flags.get_override_values(flags.FLAGS["config"])
+    # A strategy.kw override reaches the strategies that have that entry.
+    c.update_from_flattened_dict({k: v for k, v in over.items() if not k.startswith(
+        "strategy.kw.") or k.split(".")[2] in c.strategy.kw})
+  else:
+    c = _CONFIG.value.copy_and_resolve_references()
+    c.strategy.kw = kw_for(name, c.strategy.name, c.strategy.kw.to_dict())
+    c.strategy.name = name
+  c.seed, c.progress = seed, False
+  return c
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
@@ -83,10 +115,7 @@ def main(argv):
   runs = []
   for name in names:
     for seed in range(_SEEDS.value):
-      c = _CONFIG.value.copy_and_resolve_references()
-      kw = kw_for(name, c.strategy.name, c.strategy.kw.to_dict())
-      c.strategy.name, c.seed, c.progress = name, seed, False
-      c.strategy.kw = kw
+      c = config_for(name, seed)
       w = os.path.join(out, "runs", f"{name}_{seed}")
       loop.run(c, w)
       runs.append(report.load_run(w))

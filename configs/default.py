@@ -131,6 +131,35 @@ def strategy_kw(name: str) -> dict:
           if k != "fns"}
 
 
+def table_config(c: ml_collections.ConfigDict, arg: str | None,
+                 suffix: str) -> ml_collections.ConfigDict:
+  """`c` set up for one row of a one-protocol table (configs/table_*.py).
+
+  `arg` is 'NAME[,smoke]' for any registered strategy. The data, model and
+  schedule stay those of `c` for every row; the strategy's hyperparameters
+  (and candidate subset) come from its own configs/NAME_<suffix>.py when it
+  has one (e.g. the VAAL family's CPU-sized networks), its factory
+  defaults otherwise.
+  """
+  import importlib
+  import importlib.util
+
+  from al_jax.strategies import STRATEGIES
+  name, is_smoke = parse(arg, tuple(sorted(STRATEGIES)), "entropy")
+  c.strategy.name = name
+  c.strategy.kw = strategy_kw(name)
+  if importlib.util.find_spec(f"configs.{name}_{suffix}") is not None:
+    own = importlib.import_module(f"configs.{name}_{suffix}").get_config(
+        "smoke" if is_smoke else None)
+    c.strategy.kw = own.strategy.kw
+    c.al.subset_size = own.al.subset_size
+  if is_smoke:
+    subset = c.al.subset_size
+    c = smoke(c)
+    c.al.subset_size = subset  # Already shrunk by the strategy's own smoke config.
+  return c
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = base_config()
   return smoke(c) if arg == "smoke" else c
