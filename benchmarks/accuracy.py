@@ -18,6 +18,7 @@ always included.
 """
 
 import csv
+import functools
 import importlib.util
 import itertools
 import os
@@ -78,6 +79,15 @@ def kw_for(name: str, base_name: str, base_kw: dict) -> dict:
   return {k: v for k, v in base_kw.items() if k in accepted}
 
 
+@functools.cache
+def _config_module(path: str):
+  """The config file at `path` as a module, executed once per benchmark."""
+  spec = importlib.util.spec_from_file_location("per_strategy_config", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
 def config_for(name: str, seed: int):
   """The run config of (strategy, seed)."""
   if _PER_STRATEGY.value:
@@ -85,10 +95,7 @@ def config_for(name: str, seed: int):
     # re-applied since each strategy gets a freshly built config.
     path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
     extra = [p for p in arg.split(",") if p and p not in strategies.STRATEGIES]
-    spec = importlib.util.spec_from_file_location("per_strategy_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    c = module.get_config(",".join([name] + extra))
+    c = _config_module(path).get_config(",".join([name] + extra))
     over = config_flags.get_override_values(flags.FLAGS["config"])
     # A strategy.kw override reaches the strategies that have that entry.
     c.update_from_flattened_dict({k: v for k, v in over.items() if not k.startswith(

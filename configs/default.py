@@ -147,12 +147,13 @@ def table_config(c: ml_collections.ConfigDict, arg: str | None,
   from al_jax.strategies import STRATEGIES
   name, is_smoke = parse(arg, tuple(sorted(STRATEGIES)), "entropy")
   c.strategy.name = name
-  c.strategy.kw = strategy_kw(name)
   if importlib.util.find_spec(f"configs.{name}_{suffix}") is not None:
     own = importlib.import_module(f"configs.{name}_{suffix}").get_config(
         "smoke" if is_smoke else None)
     c.strategy.kw = own.strategy.kw
     c.al.subset_size = own.al.subset_size
+  else:
+    c.strategy.kw = strategy_kw(name)
   if is_smoke:
     subset = c.al.subset_size
     c = smoke(c)
