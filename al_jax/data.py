@@ -1,8 +1,10 @@
 """Datasets as in-memory arrays, and the fixed-size padded pool.
 
-Sources (`config.data.name`):
+Sources (`config.data.name`), the `DATASETS` registry:
   digits      scikit-learn's load_digits (8x8x1, 10 classes); ships in the
               wheel, so the default needs no network.
+  mnist10k    the MNIST t10k IDX files shipped in al_jax/datasets_data
+              (10,000 28x28x1 images); split into pool/test by `data.test_size`.
   mnist_idx   MNIST-format IDX files (images + labels, optionally .gz) from
               `data.path` (a folder); split into pool/test by `data.test_size`.
   synthetic   Gaussian blobs (for tests and benchmarks).
@@ -16,12 +18,15 @@ of that split (every host loads the same order).
 
 import gzip
 import os
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 TFDS_NAMES = ("mnist", "fashion_mnist", "svhn_cropped", "cifar10", "cifar100")
 IDX_FILES = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+# The MNIST test split shipped as package data (al_jax/datasets_data/README.md).
+MNIST10K_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "datasets_data",
+                            "mnist_t10k")
 
 
 class Dataset(NamedTuple):
@@ -49,29 +54,63 @@ class Pool(NamedTuple):
     return int(self.valid.sum())
 
 
+class Source(NamedTuple):
+  """One dataset of the registry.
+
+  read: (cfg, rng, seed) -> ((x_train, y_train), (x_test, y_test)), images
+    [N, H, W, C] float32 in [0, 1] and int labels, before subsampling.
+  num_classes: the number of classes, or cfg -> that number.
+  """
+  read: Callable
+  num_classes: int | Callable
+
+
+def _splitting(images_and_labels: Callable, default_test_size):
+  """A `read` that splits one array source by data.test_size (stratified, seeded)."""
+  def read(cfg, rng, seed):
+    x, y = images_and_labels(cfg, seed)
+    return _split(x, y, cfg.get("test_size", default_test_size), rng)
+  return read
+
+
+def _tfds_read(name: str):
+  def read(cfg, rng, seed):
+    del rng, seed  # TFDS has its own train/test splits.
+    return _tfds(name, "train", cfg.get("data_dir")), _tfds(name, "test", cfg.get("data_dir"))
+  return read
+
+
+DATASETS: dict[str, Source] = {
+    "digits": Source(_splitting(lambda cfg, seed: _digits(), 0.25), 10),
+    "mnist10k": Source(_splitting(lambda cfg, seed: _mnist_idx(MNIST10K_DIR), 2000), 10),
+    "mnist_idx": Source(_splitting(lambda cfg, seed: _mnist_idx(cfg.get("path")), 2000), 10),
+    "synthetic": Source(_splitting(lambda cfg, seed: _synthetic(cfg, seed), 0.25),
+                        lambda cfg: int(cfg.get("num_classes", 4))),
+    **{n: Source(_tfds_read(n), 100 if n == "cifar100" else 10) for n in TFDS_NAMES},
+}
+
+
 def known_datasets() -> list[str]:
-  return sorted(("digits", "mnist_idx", "synthetic") + TFDS_NAMES)
+  return sorted(DATASETS)
+
+
+def num_classes(cfg) -> int:
+  """The number of classes of the dataset named in `cfg` (from the registry)."""
+  n = DATASETS[cfg.name].num_classes
+  return int(n(cfg) if callable(n) else n)
 
 
 def load(cfg, seed: int) -> Dataset:
   """Loads, splits, subsamples and normalises the dataset named in `cfg`."""
   name = cfg.name
-  rng = np.random.default_rng(seed)
-  if name == "digits":
-    x, y = _digits()
-    (x_tr, y_tr), (x_te, y_te) = _split(x, y, cfg.get("test_size", 0.25), rng)
-  elif name == "mnist_idx":
-    x, y = _mnist_idx(cfg.get("path"))
-    (x_tr, y_tr), (x_te, y_te) = _split(x, y, cfg.get("test_size", 2000), rng)
-  elif name == "synthetic":
-    x, y = _synthetic(cfg, seed)
-    (x_tr, y_tr), (x_te, y_te) = _split(x, y, cfg.get("test_size", 0.25), rng)
-  elif name in TFDS_NAMES:
-    x_tr, y_tr = _tfds(name, "train", cfg.get("data_dir"))
-    x_te, y_te = _tfds(name, "test", cfg.get("data_dir"))
-  else:
+  if name not in DATASETS:
     raise ValueError(f"Unknown dataset '{name}'; known: {known_datasets()}")
-  num_classes = int(max(y_tr.max(), y_te.max())) + 1
+  rng = np.random.default_rng(seed)
+  (x_tr, y_tr), (x_te, y_te) = DATASETS[name].read(cfg, rng, seed)
+  classes = num_classes(cfg)
+  top = int(max(y_tr.max(), y_te.max()))
+  if top >= classes:
+    raise ValueError(f"data.name={name!r} has {classes} classes but a label {top}")
   x_tr, y_tr = _subsample(x_tr, y_tr, cfg.get("max_train"), rng)
   x_te, y_te = _subsample(x_te, y_te, cfg.get("max_test"), rng)
   if cfg.get("normalize", True):
@@ -81,7 +120,7 @@ def load(cfg, seed: int) -> Dataset:
     std = x_tr.std(axis=axes, keepdims=True) + 1e-6
     x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
   return Dataset(x_tr.astype(np.float32), y_tr.astype(np.int32),
-                 x_te.astype(np.float32), y_te.astype(np.int32), num_classes)
+                 x_te.astype(np.float32), y_te.astype(np.int32), classes)
 
 
 def make_pool(x: np.ndarray, y: np.ndarray, multiple: int) -> Pool:

@@ -11,8 +11,11 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+# New attributes are accepted so `--config.strategy.kw.KEY=V` parses for any
+# strategy picked by `--config.strategy.name`; config_utils.resolve rejects
+# every other field the config file does not define.
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file.",
-                                          lock_config=True)
+                                          lock_config=False, accept_new_attributes=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for metrics, plots and checkpoints.")
 flags.mark_flags_as_required(["config", "workdir"])
 
@@ -31,6 +34,18 @@ def _initialize_distributed():
     jax.distributed.initialize()
 
 
+def _resolved_config():
+  """The config after overrides, strategy.kw completed for the final strategy."""
+  from al_jax import config_utils
+  flag = flags.FLAGS["config"]
+  # The file alone, without the overrides.
+  file_config = config_utils.load_file(config_flags.get_config_filename(flag))
+  config = config_utils.resolve(_CONFIG.value, file_config,
+                                config_flags.get_override_values(flag))
+  config.lock()
+  return config
+
+
 def main(argv):
   del argv
   # Orbax logs every checkpoint step at INFO; keep the console to our output.
@@ -40,7 +55,8 @@ def main(argv):
     _initialize_distributed()
   from al_jax import loop  # Imported after distributed init on purpose.
   try:
-    loop.run(_CONFIG.value, _WORKDIR.value)
+    config = _resolved_config()
+    loop.run(config, _WORKDIR.value)
   except (ValueError, FileNotFoundError, FloatingPointError) as e:
     # Bad input: one clear line, no traceback (set --verbosity=1 for one).
     if flags.FLAGS["verbosity"].present:

@@ -49,8 +49,8 @@ def config_for(name, seed, reduced, rounds, data_path):
   c = bald_mnist.get_config(name)
   c.seed = seed
   c.progress = False
-  if data_path:
-    c.data.path = data_path
+  if data_path:  # Other IDX files than the built-in mnist10k.
+    c.data.name, c.data.path = "mnist_idx", data_path
   return reduce_protocol(c, rounds) if reduced else c
 
 

@@ -7,34 +7,15 @@ The setting of the BADGE README (`--model resnet --nQuery 1000 --data
 CIFAR10`): the model is re-initialised every round and trained with Adam,
 learning rate 1e-4 (JordanAsh/badge default) and gradients clamped to +-0.1,
 without augmentation. The reference trains until 99% training accuracy; we
-train a fixed `train.num_epochs`. Needs CIFAR-10 prepared in array_record
-format (README, "Datasets"); meant for a GPU/TPU. The gradient embeddings are
-kept as factors (h: 50k x 512, p - e_yhat: 50k x 10, about 100 MB) instead of
-the 50k x 5,120 embedding. `:smoke` shrinks it (and the network) for CPU
-tests.
+train a fixed `train.num_epochs`. Meant for a GPU/TPU. The gradient
+embeddings are kept as factors (h: 50k x 512, p - e_yhat: 50k x 10, about
+100 MB) instead of the 50k x 5,120 embedding.
 """
 
-from configs.default import base_config, smoke
+from configs.common import cifar10_config
 
 
 def get_config(arg: str | None = None):
-  c = base_config()
-  c.data.name = "cifar10"
-  c.data.augment = "none"
-  c.model_name = "resnet18"
-  c.model = dict(width=64, dropout=0.0)
-  c.al.initial_size = 1000
-  c.al.query_size = 1000
-  c.al.num_rounds = 10
-  c.al.warm_start = False
-  c.strategy.name = "badge"
-  c.strategy.kw = dict(bias=False)
-  c.train.optimizer = "adam"
-  c.train.learning_rate = 1e-4
-  c.train.grad_clip = 0.1
-  c.train.batch_size = 128
-  c.train.num_epochs = 100
-  c.train.min_steps = 0
-  c.score.batch_size = 1000
-  c.eval.batch_size = 1000
-  return smoke(c) if arg == "smoke" else c
+  return cifar10_config(arg, ("badge",), {
+      "data.augment": "none", "train.optimizer": "adam", "train.learning_rate": 1e-4,
+      "train.grad_clip": 0.1, "train.weight_decay": 0.0, "train.num_epochs": 100})

@@ -3,24 +3,14 @@
   python -m al_jax.main --config configs/core_gcn_cifar10.py --workdir /tmp/al_core_gcn_cifar \
       --config.data.data_dir=~/tensorflow_datasets
 
-ResNet-18, 1,000 initial labels + 10 rounds of 1,000; each round's graph
-holds the labelled rows plus a random subset of 10,000 unlabelled images
-(dense adjacency of up to 21,000^2 floats, 1.8 GB: meant for a GPU/TPU).
-SGD 0.1 / momentum 0.9 / wd 5e-4, batch 128, 200 epochs. Needs CIFAR-10
-prepared in array_record format (README, "Datasets"). `:smoke` shrinks it
-(and the network) for CPU tests.
+configs/common.py cifar10() (ResNet-18, SGD 0.1, 200 epochs); each round's
+graph holds the labelled rows plus a random subset of 10,000 unlabelled
+images (dense adjacency of up to 21,000^2 floats, 1.8 GB: meant for a
+GPU/TPU). The GCN keeps its factory defaults. `:smoke` shrinks it for CPU tests.
 """
 
-from configs.default import base_config, cifar10, smoke
+from configs.common import SUBSET_CIFAR10, cifar10_config
 
 
 def get_config(arg: str | None = None):
-  c = cifar10(base_config())
-  c.al.subset_size = 10000
-  c.strategy.name = "core_gcn"
-  c.strategy.kw = dict(hidden=128, dropout=0.3, lam=1.2, lr=1e-3, weight_decay=5e-4, num_steps=200,
-                       block=256)
-  if arg == "smoke":
-    c = smoke(c)
-    c.al.subset_size = 32
-  return c
+  return cifar10_config(arg, ("core_gcn",), SUBSET_CIFAR10)

@@ -1,6 +1,4 @@
-"""Diversity strategies (coreset by default) on CIFAR-10 with ResNet-18.
-
-1,000 initial labels, 1,000 per round, 10 rounds.
+"""Diversity strategies (coreset by default) on CIFAR-10 with ResNet-18: 1,000 initial + 10 x 1,000.
 
   python -m al_jax.main --config configs/coreset_cifar10.py --workdir /tmp/al_coreset_cifar \
       --config.data.data_dir=~/tensorflow_datasets
@@ -8,39 +6,17 @@
       --config.data.data_dir=~/tensorflow_datasets
 
 The argument names one of coreset, coreset_mip, kmeans, typiclust, probcover,
-cluster_margin (default coreset), optionally followed by ",smoke"; the
-strategy's hyperparameters are listed in `strategy.kw` with their defaults.
-Needs CIFAR-10 prepared in array_record format (README, "Datasets"); meant
-for a GPU/TPU. The 50k x 512 embeddings take 100 MB; k-center greedy keeps
-one 50k min-distance vector (DeepAL+ builds a 10 GB distance matrix).
+cluster_margin, optionally followed by ",smoke". configs/common.py cifar10()
+with Nesterov momentum and 100 epochs; meant for a GPU/TPU. The 50k x 512
+embeddings take 100 MB; k-center greedy keeps one 50k min-distance vector
+(DeepAL+ builds a 10 GB distance matrix).
 """
 
-from configs.coreset_digits import DIVERSITY
-from configs.default import base_config, parse, smoke, strategy_kw
+from configs.common import CIFAR10_100_EPOCHS, DIVERSITY, cifar10_config
+
+# The MIP needs candidates beyond the 1,000 greedy picks.
+TUNED = {"coreset_mip": {"kw": dict(max_candidates=3000, time_limit=60.0)}}
 
 
 def get_config(arg: str | None = None):
-  name, is_smoke = parse(arg, DIVERSITY, "coreset")
-  c = base_config()
-  c.data.name = "cifar10"
-  c.data.augment = "flip_crop"
-  c.model_name = "resnet18"
-  c.model = {"width": 64, "dropout": 0.0}
-  c.al.initial_size = 1000
-  c.al.query_size = 1000
-  c.al.num_rounds = 10
-  c.strategy.name = name
-  c.strategy.kw = strategy_kw(name)
-  if name == "coreset_mip":  # The MIP needs candidates beyond the 1,000 greedy picks.
-    c.strategy.kw.update(max_candidates=3000, time_limit=60.0)
-  c.train.optimizer = "sgd"
-  c.train.learning_rate = 0.1
-  c.train.momentum = 0.9
-  c.train.nesterov = True
-  c.train.weight_decay = 5e-4
-  c.train.batch_size = 128
-  c.train.num_epochs = 100
-  c.train.min_steps = 0
-  c.score.batch_size = 1000
-  c.eval.batch_size = 1000
-  return smoke(c) if is_smoke else c
+  return cifar10_config(arg, DIVERSITY, CIFAR10_100_EPOCHS, tuned=TUNED)

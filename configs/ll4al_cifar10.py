@@ -6,21 +6,13 @@
 ResNet-18 (its 4 stage outputs feed the loss module), 1,000 initial labels +
 10 rounds of 1,000, each query the top predicted loss among a random subset
 of 10,000 unlabelled images; SGD 0.1 / momentum 0.9 / wd 5e-4, batch 128,
-200 epochs, module gradient into the backbone stopped after epoch 120.
-Needs CIFAR-10 prepared in array_record format (README, "Datasets"); meant
-for a GPU/TPU. `:smoke` shrinks it (and the network) for CPU tests.
+200 epochs, module gradient into the backbone stopped after epoch 120, the
+module trained with SGD 0.1 as the backbone. Meant for a GPU/TPU.
 """
 
-from configs.default import base_config, cifar10, smoke
+from configs.common import SUBSET_CIFAR10, cifar10_config
 
 
 def get_config(arg: str | None = None):
-  c = cifar10(base_config())
-  c.al.subset_size = 10000
-  c.strategy.name = "ll4al"
-  c.strategy.kw = dict(weight=1.0, margin=1.0, detach_epoch=120, hidden=128,
-                       module_optimizer="sgd", module_lr=0.1, ranking="margin")
-  if arg == "smoke":
-    c = smoke(c)
-    c.al.subset_size = 32
-  return c
+  return cifar10_config(arg, ("ll4al",), SUBSET_CIFAR10,
+                        {"kw": dict(module_optimizer="sgd", module_lr=0.1)})

@@ -1,35 +1,16 @@
-"""TA-VAAL on CIFAR-10, the papers' protocol (Kim et al. 2021).
+"""TA-VAAL on CIFAR-10 (Kim et al. 2021), in the VAAL protocol of configs/vaal_cifar10.py.
 
   python -m al_jax.main --config configs/ta_vaal_cifar10.py --workdir /tmp/al_ta_vaal_cifar \
       --config.data.data_dir=~/tensorflow_datasets
 
-ResNet-18 task model, 1,000 initial labels + 10 rounds of 1,000; the VAE
-(conv encoder (128, 256, 512, 1024)) and discriminator train on the labelled rows
-and a random subset of 10,000 unlabelled images (al.subset_size), which
-the query ranks. Iterations per round: (1000 * round + 10000) * 100 / 128
-in the GCN/TA-VAAL code; we use a fixed 8,000 (about 100 epochs of the
-first round's 11,000 rows at batch 128 per set). SGD 0.1 / momentum 0.9 /
-wd 5e-4, batch 128, 200 epochs for the task model. Needs CIFAR-10 prepared
-in array_record format (README, "Datasets"); meant for a GPU/TPU.
-`:smoke` shrinks it (and the networks) for CPU tests.
+The VAE and discriminator as VAAL's, one VAE step per discriminator step;
+the loss-prediction module as LL4AL's (SGD 0.1, detached after epoch 120).
+Meant for a GPU/TPU.
 """
 
-from configs.default import base_config, cifar10, smoke
+from configs.common import SUBSET_CIFAR10, VAE_CIFAR10, cifar10_config
 
 
 def get_config(arg: str | None = None):
-  c = cifar10(base_config())
-  c.al.subset_size = 10000
-  c.strategy.name = "ta_vaal"
-  c.strategy.kw = dict(z_dim=32, beta=1.0, adversary_weight=1.0, recon_weight=1.0,
-                       channels=(128, 256, 512, 1024), dense=256, disc_hidden=(512, 512),
-                       lr=5e-4, num_steps=8000, batch_size=128,
-                       vae_steps=1, adv_steps=1, eval_batch=1000, loss_weight=1.0, margin=1.0,
-                       detach_epoch=120, loss_hidden=128, module_optimizer="sgd", module_lr=0.1)
-  if arg == "smoke":
-    c = smoke(c)
-    c.strategy.kw.num_steps = 20
-    c.strategy.kw.batch_size = 8
-    c.strategy.kw.channels = ()  # conv VAEs compile slowly on CPU; tests/test_vaal.py checks them
-    c.al.subset_size = 32
-  return c
+  return cifar10_config(arg, ("ta_vaal",), SUBSET_CIFAR10, VAE_CIFAR10,
+                        {"kw": dict(module_optimizer="sgd", module_lr=0.1)})

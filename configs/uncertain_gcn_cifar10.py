@@ -1,27 +1,16 @@
-"""UncertainGCN on CIFAR-10, the paper's protocol (Caramalau et al. 2021).
+"""UncertainGCN (Caramalau et al. 2021) on CIFAR-10 with ResNet-18, the paper's protocol.
 
   python -m al_jax.main --config configs/uncertain_gcn_cifar10.py \
-      --workdir /tmp/al_uncertain_gcn_cifar \
-      --config.data.data_dir=~/tensorflow_datasets
+      --workdir /tmp/al_uncertain_gcn_cifar --config.data.data_dir=~/tensorflow_datasets
 
-ResNet-18, 1,000 initial labels + 10 rounds of 1,000; each round's graph
-holds the labelled rows plus a random subset of 10,000 unlabelled images
-(dense adjacency of up to 21,000^2 floats, 1.8 GB: meant for a GPU/TPU).
-SGD 0.1 / momentum 0.9 / wd 5e-4, batch 128, 200 epochs. Needs CIFAR-10
-prepared in array_record format (README, "Datasets"). `:smoke` shrinks it
-(and the network) for CPU tests.
+The shared cifar10() protocol of configs/common.py; the graph of each round
+is built over the labelled rows and 10,000 random unlabelled images, and
+the query takes the unlabelled nodes whose GCN confidence is closest to
+s_margin (factory defaults throughout). Meant for a GPU/TPU.
 """
 
-from configs.default import base_config, cifar10, smoke
+from configs.common import SUBSET_CIFAR10, cifar10_config
 
 
 def get_config(arg: str | None = None):
-  c = cifar10(base_config())
-  c.al.subset_size = 10000
-  c.strategy.name = "uncertain_gcn"
-  c.strategy.kw = dict(hidden=128, dropout=0.3, lam=1.2, lr=1e-3, weight_decay=5e-4, num_steps=200,
-                       s_margin=0.1)
-  if arg == "smoke":
-    c = smoke(c)
-    c.al.subset_size = 32
-  return c
+  return cifar10_config(arg, ("uncertain_gcn",), SUBSET_CIFAR10)

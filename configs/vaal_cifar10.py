@@ -4,31 +4,16 @@
       --config.data.data_dir=~/tensorflow_datasets
 
 ResNet-18 task model, 1,000 initial labels + 10 rounds of 1,000; the VAE
-(conv encoder (128, 256, 512, 1024)) and discriminator train on the labelled rows
-and a random subset of 10,000 unlabelled images (al.subset_size), which
-the query ranks. Iterations per round: (1000 * round + 10000) * 100 / 128
-in the GCN/TA-VAAL code; we use a fixed 8,000 (about 100 epochs of the
-first round's 11,000 rows at batch 128 per set). SGD 0.1 / momentum 0.9 /
-wd 5e-4, batch 128, 200 epochs for the task model. Needs CIFAR-10 prepared
-in array_record format (README, "Datasets"); meant for a GPU/TPU.
-`:smoke` shrinks it (and the networks) for CPU tests.
+(conv encoder (128, 256, 512, 1024)) and discriminator train on the labelled
+rows and a random subset of 10,000 unlabelled images (al.subset_size), which
+the query ranks. Iterations per round: (1000 * round + 10000) * 100 / 128 in
+the GCN/TA-VAAL code; we use a fixed 8,000 (about 100 epochs of the first
+round's 11,000 rows at batch 128 per set). The task model as cifar10() in
+configs/common.py. Meant for a GPU/TPU.
 """
 
-from configs.default import base_config, cifar10, smoke
+from configs.common import SUBSET_CIFAR10, VAE_CIFAR10, cifar10_config
 
 
 def get_config(arg: str | None = None):
-  c = cifar10(base_config())
-  c.al.subset_size = 10000
-  c.strategy.name = "vaal"
-  c.strategy.kw = dict(z_dim=32, beta=1.0, adversary_weight=1.0, recon_weight=1.0,
-                       channels=(128, 256, 512, 1024), dense=256, disc_hidden=(512, 512),
-                       lr=5e-4, num_steps=8000, batch_size=128,
-                       vae_steps=2, adv_steps=1, eval_batch=1000)
-  if arg == "smoke":
-    c = smoke(c)
-    c.strategy.kw.num_steps = 20
-    c.strategy.kw.batch_size = 8
-    c.strategy.kw.channels = ()  # conv VAEs compile slowly on CPU; tests/test_vaal.py checks them
-    c.al.subset_size = 32
-  return c
+  return cifar10_config(arg, ("vaal",), SUBSET_CIFAR10, VAE_CIFAR10)

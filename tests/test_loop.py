@@ -10,15 +10,26 @@ import tensorflow_datasets as tfds
 
 from al_jax import loop, metrics
 from al_jax.strategies import STRATEGIES
-from configs.bayesian_digits import BAYESIAN
+from configs.common import BAYESIAN
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
-                 if not p.endswith("__init__.py"))
+                 if not p.endswith(("__init__.py", "common.py")))
+# The protocol files run with these strategies too (those with tuned values,
+# one per family otherwise); `name:arg` is configs/name.py:arg,smoke.
+PROTOCOL_RUNS = (
+    [f"digits:{s}" for s in ("alfa_mix", "badge", "bald", "core_gcn", "coreset", "dfal", "egl",
+                             "el2n", "forgetting", "grand", "isal", "ll4al", "sraal", "ta_vaal",
+                             "uncertain_gcn", "vaal", "waal")]
+    + [f"mnist10k:{s}" for s in ("alfa_mix", "badge", "core_gcn", "coreset", "dfal", "egl",
+                                 "el2n", "forgetting", "grand", "isal", "ll4al", "sraal",
+                                 "ta_vaal", "uncertain_gcn", "vaal", "waal")]
+    + ["digits:entropy,table", "mnist10k:entropy,table"])
 
 
 def get(name="default", **over):
-  c = importlib.import_module(f"configs.{name}").get_config("smoke")
+  name, _, arg = name.partition(":")
+  c = importlib.import_module(f"configs.{name}").get_config(",".join(filter(None, [arg, "smoke"])))
   for k, v in over.items():
     node = c
     *path, last = k.split(".")
@@ -41,7 +52,7 @@ CIFAR_DEFAULT = ("badge_cifar10", "coreset_cifar10", "margin_cifar10")
 
 @pytest.mark.parametrize("name", [
     pytest.param(n, marks=pytest.mark.slow) if n.endswith("_cifar10") and n not in CIFAR_DEFAULT
-    else n for n in CONFIGS])
+    else n for n in CONFIGS + PROTOCOL_RUNS])
 def test_every_config_runs_smoke(name, tmp_path):
   c = get(name)
   # TFDS configs read mock data: no network, same code path.
