@@ -94,6 +94,23 @@ def _paths(d: Mapping, prefix: str = "") -> set[str]:
   return out
 
 
+def check_fields(file_config: ml_collections.ConfigDict, overrides: Mapping[str, Any]) -> None:
+  """Fails on an override of a field the config file does not define.
+
+  Args:
+    file_config: the config file built without overrides.
+    overrides: {dotted path: value}; strategy.kw.* paths are checked later,
+      against the final strategy.
+
+  Raises:
+    ValueError: naming the first unknown field.
+  """
+  known = _paths(file_config.to_dict())
+  unknown = sorted(p for p in overrides if p not in known and not p.startswith(_KW))
+  if unknown:
+    raise ValueError(f"--config.{unknown[0]}: the config has no field '{unknown[0]}'")
+
+
 def resolve(config: ml_collections.ConfigDict, file_config: ml_collections.ConfigDict,
             overrides: Mapping[str, Any]) -> ml_collections.ConfigDict:
   """The run config: `config` (file + overrides) with strategy.kw for the final strategy.
@@ -112,10 +129,7 @@ def resolve(config: ml_collections.ConfigDict, file_config: ml_collections.Confi
       than strategy.kw.*), or a strategy.kw entry the final strategy does
       not take.
   """
-  known = _paths(file_config.to_dict())
-  unknown = sorted(p for p in overrides if p not in known and not p.startswith(_KW))
-  if unknown:
-    raise ValueError(f"--config.{unknown[0]}: the config has no field '{unknown[0]}'")
+  check_fields(file_config, overrides)
   out = config.copy_and_resolve_references()
   name = out.strategy.name
   kw = out.strategy.kw.to_dict()

@@ -1,7 +1,7 @@
 """Data pruning with data-diet and forgetting scores (true labels).
 
-  python -m al_jax.prune --config configs/el2n_digits.py --fraction 0.5 --method el2n
-  python -m al_jax.prune --config configs/grand_digits.py --fraction 0.3 --method grand \
+  python -m al_jax.prune --config configs/digits.py:el2n --fraction 0.5 --method el2n
+  python -m al_jax.prune --config configs/digits.py:grand --fraction 0.3 --method grand \
       --num_seeds 4 --score_epochs 0
 
 The whole training pool is the labelled set. Each row is scored with its true

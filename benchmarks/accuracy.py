@@ -1,16 +1,15 @@
-"""Accuracy benchmark: strategies x seeds on one config; AUBC table, penalty matrix, curves.
+"""Accuracy benchmark: strategies x seeds on one protocol; AUBC table, penalty matrix, curves.
 
-  python benchmarks/accuracy.py --config configs/default.py --strategies all --seeds 3 \
-      --out benchmarks/results/digits
+  python benchmarks/accuracy.py --config configs/digits.py:table --strategies all --seeds 3 \
+      --out benchmarks/results/table_digits
 
-Strategies other than the config's own keep only the config's strategy kw
-entries they accept (e.g. configs/bald_mnist.py's num_samples for every MC
-strategy). With --per_strategy the config file is loaded once per strategy
-with the strategy's name as its argument (configs/table_digits.py:NAME),
-then the command line's --config.x=y overrides are applied to each
-(--config.strategy.kw.K=V to those with a K; name such a strategy in the
---config argument, e.g. configs/table_digits.py:vaal, so the override parses).
-Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/,
+The --config file is a protocol file (configs/digits.py, configs/mnist10k.py,
+configs/bald_mnist.py, ...): it is built once per strategy with the strategy's
+name as its argument, followed by the flags given after ':' (e.g.
+configs/digits.py:table,smoke -> 'NAME,table,smoke'). The command line's
+--config.x=y overrides then apply to each run; --config.strategy.kw.K=V
+reaches the strategies that take a keyword K (and is an error if none of
+them does). Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/,
 so an interrupted benchmark resumes where it stopped. Writes OUT/curves.csv
 (strategy, seed, round, num_labelled, accuracy), OUT/aubc.json,
 OUT/learning_curves.png and OUT/table.md, and prints the table. Random is
@@ -19,7 +18,6 @@ always included.
 
 import csv
 import functools
-import importlib.util
 import itertools
 import os
 import sys
@@ -31,17 +29,16 @@ from scipy import stats
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from al_jax import loop, metrics, report, strategies  # noqa: E402
-from configs.default import strategy_kw  # noqa: E402
+from al_jax import config_utils, loop, metrics, report, strategies  # noqa: E402
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Base config file.", lock_config=False)
+# New attributes are accepted so a strategy.kw override parses whichever strategy
+# the --config argument builds; config_for checks every override.
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Protocol config file.",
+                                          lock_config=False, accept_new_attributes=True)
 _STRATEGIES = flags.DEFINE_list("strategies", ["all"], "Strategy names, or 'all' registered.")
 _SKIP = flags.DEFINE_list("skip", [], "Strategy names to leave out (with 'all').")
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per strategy (0..seeds-1).")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
-_PER_STRATEGY = flags.DEFINE_bool(
-    "per_strategy", False, "Load --config once per strategy with the strategy name as its "
-    "argument (for configs/table_*.py) instead of sharing one config.")
 flags.mark_flags_as_required(["config", "out"])
 
 
@@ -65,47 +62,38 @@ def penalty_matrix(curves: dict, alpha: float = 0.05) -> tuple[list[str], np.nda
   return names, p
 
 
-def kw_for(name: str, base_name: str, base_kw: dict) -> dict:
-  """The strategy kw for `name` when the base config was written for `base_name`.
-
-  The base config's own strategy keeps its kw. Another strategy keeps only
-  the entries its factory accepts (so one Bayesian config's num_samples
-  carries over to every MC strategy, and entropy gets none), defaults
-  otherwise.
-  """
-  if name == base_name:
-    return dict(base_kw)
-  accepted = strategy_kw(name)
-  return {k: v for k, v in base_kw.items() if k in accepted}
-
-
 @functools.cache
-def _config_module(path: str):
-  """The config file at `path` as a module, executed once per benchmark."""
-  spec = importlib.util.spec_from_file_location("per_strategy_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+def _file_config(spec: str):
+  return config_utils.load_file(spec)
 
 
 def config_for(name: str, seed: int):
-  """The run config of (strategy, seed)."""
-  if _PER_STRATEGY.value:
-    # 'path.py:smoke' -> path.py loaded with 'NAME,smoke'; the overrides are
-    # re-applied since each strategy gets a freshly built config.
-    path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
-    extra = [p for p in arg.split(",") if p and p not in strategies.STRATEGIES]
-    c = _config_module(path).get_config(",".join([name] + extra))
-    over = config_flags.get_override_values(flags.FLAGS["config"])
-    # A strategy.kw override reaches the strategies that have that entry.
-    c.update_from_flattened_dict({k: v for k, v in over.items() if not k.startswith(
-        "strategy.kw.") or k.split(".")[2] in c.strategy.kw})
-  else:
-    c = _CONFIG.value.copy_and_resolve_references()
-    c.strategy.kw = kw_for(name, c.strategy.name, c.strategy.kw.to_dict())
-    c.strategy.name = name
+  """The run config of (strategy, seed): the protocol file built for `name`, plus overrides."""
+  path, _, arg = config_flags.get_config_filename(flags.FLAGS["config"]).partition(":")
+  extra = [p for p in arg.split(",") if p and p not in strategies.STRATEGIES]
+  spec = f"{path}:{','.join([name] + extra)}"
+  file_config = _file_config(spec)
+  over = config_flags.get_override_values(flags.FLAGS["config"])
+  try:
+    config_utils.check_fields(file_config, over)
+  except ValueError as e:
+    sys.exit(f"error: {e}")
+  c = file_config.copy_and_resolve_references()
+  own = config_utils.factory_kw(name)
+  # A strategy.kw override reaches the strategies that take that keyword.
+  c.update_from_flattened_dict({k: v for k, v in over.items() if not k.startswith(
+      "strategy.kw.") or k.split(".")[2] in own})
   c.seed, c.progress = seed, False
   return c
+
+
+def _check_kw_overrides(names: list[str]) -> None:
+  """Fails on a strategy.kw override that none of the benchmarked strategies takes."""
+  over = config_flags.get_override_values(flags.FLAGS["config"])
+  taken = set().union(*(config_utils.factory_kw(n) for n in names))
+  for k in over:
+    if k.startswith("strategy.kw.") and k.split(".")[2] not in taken:
+      sys.exit(f"error: --config.{k}: none of {names} takes a keyword '{k.split('.')[2]}'")
 
 
 def main(argv):
@@ -118,6 +106,7 @@ def main(argv):
   unknown = [n for n in names if n not in strategies.STRATEGIES]
   if unknown:
     sys.exit(f"error: unknown strategies {unknown}; known: {sorted(strategies.STRATEGIES)}")
+  _check_kw_overrides(names)
   out = _OUT.value
   runs = []
   for name in names:

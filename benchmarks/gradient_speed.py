@@ -1,7 +1,7 @@
 """Speed of full-network EGL and BADGE selection, fast vs slow, on N pool rows.
 
   OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
-      /work/venv_bench_gradient/bin/python benchmarks/gradient_speed.py --sizes 1000,10000,50000
+      .venv_bench_gradient/bin/python benchmarks/gradient_speed.py --sizes 1000,10000,50000
 
 On a shared machine keep NumPy's BLAS single-threaded (as above): with the
 cores oversubscribed, threaded BLAS spin-waits and the NumPy / scikit-activeml

@@ -1,9 +1,9 @@
 """Speed and peak memory of k-center greedy, TypiClust and ProbCover against scikit-activeml.
 
-  python3 -m venv /work/venv_bench_diversity
-  /work/venv_bench_diversity/bin/pip install -r requirements.txt \
+  python3 -m venv .venv_bench_diversity
+  .venv_bench_diversity/bin/pip install -r requirements.txt \
       -r benchmarks/requirements-diversity.txt
-  /work/venv_bench_diversity/bin/python benchmarks/kcenter_speed.py --out /tmp/kcenter_speed.json
+  .venv_bench_diversity/bin/python benchmarks/kcenter_speed.py --out /tmp/kcenter_speed.json
 
 Every measurement runs in a fresh subprocess on the same synthetic arrays (a
 seeded Gaussian mixture, float32 for JAX, float64 for scikit-activeml as it

@@ -1,8 +1,8 @@
 """Score + select time and peak memory per strategy vs pool size, side by side with peers.
 
-  python3 -m venv /work/venv_bench
-  /work/venv_bench/bin/pip install -r benchmarks/requirements-speed.txt
-  /work/venv_bench/bin/python benchmarks/speed.py --out benchmarks/results/speed.jsonl
+  python3 -m venv .venv_bench
+  .venv_bench/bin/pip install -r benchmarks/requirements-speed.txt
+  .venv_bench/bin/python benchmarks/speed.py --out benchmarks/results/speed.jsonl
 
 Every library gets the same synthetic inputs of realistic shape, built from
 one seed: embeddings [N, d] (a 50-component Gaussian mixture, d = 512), the

@@ -4,6 +4,7 @@ import importlib.util
 import os
 
 import numpy as np
+import pytest
 
 _PATH = os.path.join(os.path.dirname(__file__), "..", "benchmarks", "accuracy.py")
 _spec = importlib.util.spec_from_file_location("accuracy_benchmark", _PATH)
@@ -25,58 +26,73 @@ def test_penalty_matrix_counts_significant_wins():
   assert np.all(np.diag(p) == 0)
 
 
-def test_kw_for_keeps_own_kw_and_only_accepted_entries_for_others():
-  base = {"num_samples": 10, "samples_per_pass": None, "num_configs": 500}
-  assert accuracy.kw_for("batchbald", "batchbald", base) == base
-  assert accuracy.kw_for("bald", "batchbald", base) == {"num_samples": 10, "samples_per_pass": None}
-  assert accuracy.kw_for("entropy", "batchbald", base) == {}
-
-
-def test_table_configs_share_one_protocol_and_take_each_strategys_own_kw():
-  from configs import default, table_digits, table_mnist10k, vaal_digits
+def test_protocol_tables_share_one_protocol_and_take_each_strategys_tuned_kw():
+  from configs import digits, mnist10k
+  from al_jax.config_utils import factory_kw
   from al_jax.strategies import STRATEGIES
-  for module, ref in ((table_digits, "entropy"), (table_mnist10k, "entropy")):
-    base = module.get_config(ref).to_dict()
+  for module in (digits, mnist10k):
+    base = module.get_config("entropy,table").to_dict()
     for name in STRATEGIES:
-      c = module.get_config(name).to_dict()
+      c = module.get_config(f"{name},table").to_dict()
       assert c["strategy"]["name"] == name
+      assert set(c["strategy"]["kw"]) == set(factory_kw(name))  # every keyword listed
       # Only the strategy (and its candidate subset) differs between rows.
       for key in ("data", "model", "model_name", "train", "score", "seed"):
         assert c[key] == base[key], (name, key)
       assert {k: v for k, v in c["al"].items() if k != "subset_size"} == \
           {k: v for k, v in base["al"].items() if k != "subset_size"}
-  assert table_digits.get_config("bald").model.dropout == 0.5
-  assert table_digits.get_config("vaal").strategy.kw == vaal_digits.get_config().strategy.kw
-  assert table_digits.get_config("vaal,smoke").strategy.kw.num_steps == \
-      vaal_digits.get_config("smoke").strategy.kw.num_steps
-  assert table_digits.get_config("margin").strategy.kw.to_dict() == default.strategy_kw("margin")
-  assert table_mnist10k.get_config("egl").al.subset_size == 2000  # from egl_mnist10k
-  assert table_mnist10k.get_config("margin").al.subset_size == 0
-  try:
-    table_digits.get_config("nope")
-  except ValueError as e:
-    assert "'nope'" in str(e)
-  else:
-    raise AssertionError("unknown strategy accepted")
+  assert digits.get_config("bald,table").model.dropout == 0.5
+  assert digits.get_config("margin,table").model.dropout == 0.5
+  assert digits.get_config("margin").model.dropout == 0.0
+  assert digits.get_config("bald").model.dropout == 0.5  # MC dropout needs dropout
+  assert digits.get_config("vaal,table").strategy.kw.disc_hidden == (256, 256)  # TUNED
+  assert digits.get_config("vaal,table,smoke").strategy.kw.num_steps == 20
+  assert digits.get_config("margin,table").strategy.kw.to_dict() == factory_kw("margin")
+  assert mnist10k.get_config("egl,table").al.subset_size == 2000
+  assert mnist10k.get_config("egl,table,smoke").al.subset_size == 0
+  assert mnist10k.get_config("margin,table").al.subset_size == 0
+  assert mnist10k.get_config("vaal").strategy.kw.channels == (32, 64)
+  for bad in ("nope", "badge,margin", "badge,tabel"):
+    try:
+      digits.get_config(bad)
+    except ValueError as e:
+      assert repr(bad) in str(e)
+    else:
+      raise AssertionError(f"config argument {bad!r} accepted")
 
 
-def test_per_strategy_runs_each_strategy_with_its_own_config_and_the_overrides(tmp_path):
-  import json
+def _run(*args):
   import subprocess
   import sys
-  out = tmp_path / "out"
   env = {**os.environ, "XLA_FLAGS": ""}
-  res = subprocess.run(
-      [sys.executable, _PATH, "--config", "configs/table_digits.py:vaal,smoke", "--per_strategy",
-       "--strategies", "vaal,bald", "--seeds", "1", "--out", str(out),
-       "--config.al.num_rounds=1", "--config.strategy.kw.num_steps=3"],
-      cwd=os.path.join(os.path.dirname(__file__), ".."), env=env, capture_output=True,
-      text=True, timeout=600)
+  return subprocess.run([sys.executable, _PATH, *args],
+                        cwd=os.path.join(os.path.dirname(__file__), ".."), env=env,
+                        capture_output=True, text=True, timeout=600)
+
+
+def test_runs_each_strategy_with_its_own_config_and_the_overrides(tmp_path):
+  import json
+  out = tmp_path / "out"
+  res = _run("--config", "configs/digits.py:table,smoke", "--strategies", "vaal,bald",
+             "--seeds", "1", "--out", str(out), "--config.al.num_rounds=1",
+             "--config.strategy.kw.num_steps=3")
   assert res.returncode == 0, res.stderr[-2000:]
   cfg = {n: json.loads((out / "runs" / f"{n}_0" / "config.json").read_text())
          for n in ("random", "vaal", "bald")}
   assert cfg["vaal"]["strategy"]["kw"]["num_steps"] == 3  # the override, vaal only
-  assert cfg["vaal"]["strategy"]["kw"]["disc_hidden"] == [256, 256]  # vaal_digits' kw
-  assert cfg["bald"]["strategy"]["kw"] == {"num_samples": 20, "samples_per_pass": None}
+  assert cfg["vaal"]["strategy"]["kw"]["disc_hidden"] == [256, 256]  # digits TUNED
+  assert cfg["bald"]["strategy"]["kw"] == {"num_samples": 4, "samples_per_pass": None}
   assert all(c["al"]["num_rounds"] == 1 and c["model"]["dropout"] == 0.5 for c in cfg.values())
   assert "| vaal | 1 | 2 |" in (out / "table.md").read_text()
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--config.strategy.kw.num_stepz=3", "none of ['random', 'vaal'] takes a keyword 'num_stepz'"),
+    ("--config.al.num_roundz=1", "the config has no field 'al.num_roundz'")])
+def test_bad_override_is_one_error_line(tmp_path, override, message):
+  res = _run("--config", "configs/digits.py:table,smoke", "--strategies", "vaal", "--seeds", "1",
+             "--out", str(tmp_path / "out"), override)
+  assert res.returncode == 1
+  last = res.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: ") and message in last, res.stderr[-500:]
+  assert "Traceback" not in res.stderr

@@ -1,7 +1,7 @@
 """BADGE: factorised embeddings and distances against materialised ones,
 k-means++ seeding against NumPy on the same random draws, the D^2
 distribution, uniqueness, 1 vs 8 devices. (digits end to end:
-tests/test_loop.py runs configs/badge_digits.py:smoke.)"""
+tests/test_loop.py runs configs/digits.py:badge,smoke.)"""
 
 import jax
 import jax.numpy as jnp

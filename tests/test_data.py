@@ -10,8 +10,6 @@ import tensorflow_datasets as tfds
 
 from al_jax import data
 
-SHARED_MNIST = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "mnist-t10k")
-
 
 def cfg(**kw):
   base = dict(name="digits", test_size=0.25, normalize=True, max_train=None, max_test=None,
@@ -72,12 +70,43 @@ def test_idx_loader_reads_files_built_here(tmp_path):
     assert len(match) == 1 and labels[match[0]] == yi
 
 
-def test_idx_loader_on_the_real_mnist_t10k():
-  ds = data.load(cfg(name="mnist_idx", path=SHARED_MNIST, test_size=2000, normalize=False), 0)
+def test_built_in_mnist10k_is_the_real_t10k_split_without_a_path():
+  ds = data.load(cfg(name="mnist10k", test_size=2000, normalize=False), 0)
+  # The same split as the IDX files read by path (numbers of earlier runs stay).
+  by_path = data.load(cfg(name="mnist_idx", path=data.MNIST10K_DIR, test_size=2000,
+                          normalize=False), 0)
+  np.testing.assert_array_equal(ds.y_test, by_path.y_test)
+  np.testing.assert_array_equal(ds.x_train, by_path.x_train)
+  assert ds.num_classes == 10
   assert ds.x_train.shape == (8000, 28, 28, 1) and ds.x_test.shape == (2000, 28, 28, 1)
   counts = np.bincount(np.concatenate([ds.y_train, ds.y_test]))
   np.testing.assert_array_equal(counts, [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
   assert 0.0 <= ds.x_train.min() and ds.x_train.max() <= 1.0
+
+
+def test_shipped_mnist_files_match_their_readme_checksums():
+  import hashlib
+  readme = open(os.path.join(data.MNIST10K_DIR, "..", "README.md")).read()
+  for name in os.listdir(data.MNIST10K_DIR):
+    with open(os.path.join(data.MNIST10K_DIR, name), "rb") as f:
+      assert f"{hashlib.sha256(f.read()).hexdigest()}  {name}" in readme, name
+
+
+def test_num_classes_comes_from_the_registry_not_the_labels(tmp_path, monkeypatch):
+  rng = np.random.default_rng(0)
+  _write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, size=(40, 4, 4)))
+  _write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", np.arange(40) % 3)  # labels 0-2 only
+  ds = data.load(cfg(name="mnist_idx", path=str(tmp_path), test_size=8), 0)
+  assert ds.num_classes == 10  # not 3, the largest label + 1
+  # Adding a dataset is one registry entry; labels beyond its classes are one error.
+  blobs = data.Source(lambda c, rng, seed: ((np.zeros((6, 2, 2, 1)), np.arange(6) % 4),
+                                            (np.zeros((2, 2, 2, 1)), np.arange(2))), 3)
+  monkeypatch.setitem(data.DATASETS, "blobs", blobs)
+  assert "blobs" in data.known_datasets()
+  with pytest.raises(ValueError, match="'blobs' has 3 classes but a label 3"):
+    data.load(cfg(name="blobs"), 0)
+  monkeypatch.setitem(data.DATASETS, "blobs", blobs._replace(num_classes=4))
+  assert data.load(cfg(name="blobs"), 0).num_classes == 4
 
 
 def test_idx_loader_bad_path_names_it(tmp_path):
@@ -91,7 +120,7 @@ def test_tfds_loader_under_mock_data(name, shape):
   with tfds.testing.mock_data(num_examples=24):
     ds = data.load(cfg(name=name), 0)
   assert ds.x_train.shape == (24,) + shape and ds.x_test.shape == (24,) + shape
-  assert ds.y_train.dtype == np.int32 and ds.num_classes >= 2
+  assert ds.y_train.dtype == np.int32 and ds.num_classes == 10
 
 
 def test_tfds_missing_dataset_is_one_clear_error(tmp_path):

@@ -67,8 +67,8 @@ def test_bad_options_fail_loudly(mlp, kw, match):
 
 
 def test_prune_mode_reports_accuracies_on_tiny_digits():
-  from configs import el2n_digits
-  c = el2n_digits.get_config("smoke")
+  from configs import digits
+  c = digits.get_config("el2n,smoke")
   c.data.max_train, c.data.max_test = 96, 64
   c.mesh = [("data", 1)]
   r = prune.run(c, 0.5, "el2n", num_seeds=2, score_epochs=0)  # at init: one compile less

@@ -176,8 +176,8 @@ def test_bad_options_fail_loudly():
 
 
 def test_end_to_end_digits_smoke(tmp_path):
-  from configs import dfal_digits
-  c = dfal_digits.get_config("smoke")
+  from configs import digits
+  c = digits.get_config("dfal,smoke")
   summary = loop.run(c, str(tmp_path))
   assert summary["strategy"] == "dfal" and 0.0 <= summary["aubc"] <= 1.0
   sel = [r["ids"] for r in metrics.read_jsonl(str(tmp_path / "selected.jsonl"))]

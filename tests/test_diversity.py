@@ -11,9 +11,9 @@ from sklearn.cluster import KMeans
 from al_jax import clustering, sharding, strategies
 from al_jax.strategies import cluster_margin, probcover, typiclust
 from al_jax.strategies.base import PoolView
-from configs import coreset_digits
+from configs import coreset_cifar10
+from configs.common import DIVERSITY
 
-DIVERSITY = coreset_digits.DIVERSITY
 
 
 def blobs(seed=0, n=60, d=4, k=3, spread=0.3):
@@ -259,10 +259,10 @@ def test_valid_deterministic_and_device_independent(name, devices):
 
 
 def test_config_argument_is_checked():
-  with pytest.raises(ValueError, match="expected one of"):
-    coreset_digits.get_config("badge")
-  assert coreset_digits.get_config().strategy.name == "coreset"
-  assert set(coreset_digits.get_config("probcover").strategy.kw) == {
+  with pytest.raises(ValueError, match="NAME one of"):
+    coreset_cifar10.get_config("badge")
+  assert coreset_cifar10.get_config().strategy.name == "coreset"
+  assert set(coreset_cifar10.get_config("probcover").strategy.kw) == {
       "delta", "alpha", "max_edges", "num_iters"}
 
 

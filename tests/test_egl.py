@@ -1,6 +1,6 @@
 """EGL: full network against a per-example loop of jax.grad, last layer
 against autodiff, the query on 1 and 8 devices. (digits end to end: tests/test_loop.py
-runs configs/egl_digits.py:smoke and every strategy on 1 vs 8 devices.)"""
+runs configs/digits.py:egl,smoke and every strategy on 1 vs 8 devices.)"""
 
 import jax
 import jax.numpy as jnp

@@ -30,3 +30,27 @@ def test_bad_value_is_one_line_and_nothing_written(tmp_path):
   assert res.stderr.strip().splitlines()[-1].startswith("error: Unknown strategy 'best_strategy'")
   assert "Traceback" not in res.stderr
   assert not w.exists()
+
+
+def test_strategy_kw_override_for_a_strategy_named_on_the_command_line(tmp_path):
+  import json
+  w = tmp_path / "w"
+  res = run("--config", "configs/default.py:smoke", "--workdir", str(w),
+            "--config.strategy.name=badge", "--config.strategy.kw.bias=True",
+            "--config.al.num_rounds=1")
+  assert res.returncode == 0, res.stderr
+  assert json.loads((w / "config.json").read_text())["strategy"] == {
+      "name": "badge", "kw": {"bias": True}}
+
+
+def test_unknown_strategy_keyword_or_field_is_one_line(tmp_path):
+  w = tmp_path / "w"
+  for flag, message in (
+      ("--config.strategy.kw.biass=True",
+       "error: strategy.kw.biass: strategy 'badge' has no such keyword; it accepts ['bias']"),
+      ("--config.al.num_round=3",
+       "error: --config.al.num_round: the config has no field 'al.num_round'")):
+    res = run("--config", "configs/default.py:smoke", "--workdir", str(w),
+              "--config.strategy.name=badge", flag)
+    assert res.returncode == 1 and res.stderr.strip().splitlines()[-1] == message, res.stderr
+    assert "Traceback" not in res.stderr and not w.exists()
