@@ -14,22 +14,18 @@ Entropy"), variation_ratios, random, or any other MC-dropout strategy
 benchmarks/bald_mnist.py runs the reduced protocol of benchmarks/README.md (Bayesian section).
 """
 
+from al_jax.config_utils import factory_kw
 from configs.common import BAYESIAN, base_config, finish, mnist10k, parse
 
 
 def get_config(arg: str | None = None):
   name, flags = parse(arg, BAYESIAN + ("random",), "bald")
-  c = mnist10k(base_config())
-  c.al.query_size = 10
-  c.al.num_rounds = 100
-  c.al.subset_size = 2000
-  c.train.batch_size = 128
-  c.train.num_epochs = 50
-  c.train.min_steps = 0
-  # CPU: XLA runs conv gradients ~10x slower inside a while loop (al_jax/train.py).
-  c.train.unroll_steps = True
-  c.score.batch_size = 500
-  c = finish(c, name, None, flags)
-  if "smoke" in flags and "num_samples" in c.strategy.kw:
-    c.strategy.kw.num_samples = 3
-  return c
+  protocol = {
+      "al.query_size": 10, "al.num_rounds": 100, "al.subset_size": 2000,
+      "train.batch_size": 128, "train.num_epochs": 50, "train.min_steps": 0,
+      # CPU: XLA runs conv gradients ~10x slower inside a while loop (al_jax/train.py).
+      "train.unroll_steps": True,
+      "score.batch_size": 500}
+  if "num_samples" in factory_kw(name):
+    protocol["smoke"] = {"strategy.kw.num_samples": 3}
+  return finish(mnist10k(base_config()), name, protocol, flags)

@@ -15,12 +15,7 @@ from al_jax.strategies import STRATEGIES
 
 def get_config(arg: str | None = None):
   name, flags = parse(arg, STRATEGIES, "entropy")
-  c = mnist10k(base_config())
-  c.data.name = "mnist"
-  c.data.test_size = 10000  # unused for TFDS (it has a test split)
-  c.al.query_size = 10
-  c.al.num_rounds = 100
-  c.train.batch_size = 128
-  c.train.num_epochs = 50
-  c.train.min_steps = 500
-  return finish(c, name, None, flags)
+  return finish(mnist10k(base_config()), name, {
+      "data.name": "mnist", "data.test_size": 10000,  # unused for TFDS (it has a test split)
+      "al.query_size": 10, "al.num_rounds": 100,
+      "train.batch_size": 128, "train.num_epochs": 50, "train.min_steps": 500}, flags)

@@ -43,13 +43,8 @@ TUNED = {
 
 def get_config(arg: str | None = None):
   name, flags = parse(arg, STRATEGIES, "entropy", VARIANTS)
-  c = mnist10k(base_config())
-  c.al.query_size = 20
-  c.al.num_rounds = 20
-  c.train.batch_size = 64
-  c.train.num_epochs = 50
-  c.train.min_steps = 300
+  protocol = {"al.query_size": 20, "al.num_rounds": 20, "train.batch_size": 64,
+              "train.num_epochs": 50, "train.min_steps": 300}
   if "table" in flags:
-    c.model_name = "mlp"
-    c.model = dict(hidden=(256,), dropout=0.5)
-  return finish(c, name, TUNED.get(name), flags)
+    protocol.update(model_name="mlp", model=dict(hidden=(256,), dropout=0.5))
+  return finish(mnist10k(base_config()), name, merge(protocol, TUNED.get(name, {})), flags)
