@@ -17,7 +17,7 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
-from al_jax import sharding
+from al_jax import schedules, sharding
 
 
 class TrainExtension(NamedTuple):
@@ -57,24 +57,37 @@ class TrainInfo(NamedTuple):
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
-  """optax optimiser from config.train."""
+  """optax optimiser from config.train (optimizer, learning_rate and their keywords).
+
+  With a schedule other than a constant rate (config.train.schedule,
+  al_jax/schedules.py) the learning rate lives in the optimiser state
+  (`optax.inject_hyperparams`) and the epoch sets it before each update;
+  without one the rate is a constant of the optimiser, as it always was.
+  """
   name = cfg.optimizer
-  lr = cfg.learning_rate
-  if name == "adam":
-    tx = optax.adam(lr)
-  elif name == "adamw":
-    tx = optax.adamw(lr, weight_decay=cfg.get("weight_decay", 0.0))
-  elif name == "sgd":
-    tx = optax.sgd(lr, momentum=cfg.get("momentum", 0.0) or None,
-                   nesterov=cfg.get("nesterov", False))
-  else:
-    raise ValueError(f"Unknown train.optimizer '{name}'; known: ['adam', 'adamw', 'sgd']")
-  parts = []
-  if cfg.get("grad_clip"):
-    parts.append(optax.clip(cfg.grad_clip))  # BADGE clamps gradients to 0.1.
-  if name != "adamw" and cfg.get("weight_decay", 0.0):
-    parts.append(optax.add_decayed_weights(cfg.weight_decay))
-  return optax.chain(*parts, tx)
+  if name not in OPTIMIZERS:
+    raise ValueError(f"Unknown train.optimizer '{name}'; known: {list(OPTIMIZERS)}")
+
+  def build(learning_rate):
+    parts = []
+    if cfg.get("grad_clip"):
+      parts.append(optax.clip(cfg.grad_clip))  # BADGE clamps gradients to 0.1.
+    if name != "adamw" and cfg.get("weight_decay", 0.0):
+      parts.append(optax.add_decayed_weights(cfg.weight_decay))
+    return optax.chain(*parts, OPTIMIZERS[name](learning_rate, cfg))
+
+  if schedules.make(cfg.get("schedule"), float(cfg.learning_rate)) is None:
+    return build(cfg.learning_rate)
+  return schedules.injectable(build, float(cfg.learning_rate))
+
+
+# name -> (learning_rate, config.train) -> the optax optimiser.
+OPTIMIZERS = {
+    "adam": lambda lr, cfg: optax.adam(lr),
+    "adamw": lambda lr, cfg: optax.adamw(lr, weight_decay=cfg.get("weight_decay", 0.0)),
+    "sgd": lambda lr, cfg: optax.sgd(lr, momentum=cfg.get("momentum", 0.0) or None,
+                                     nesterov=cfg.get("nesterov", False)),
+}
 
 
 AUGMENTATIONS = ("none", "flip", "flip_crop")
@@ -110,6 +123,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
   per 128-row step), so small-label CNN runs on CPU want this on.
   """
   tx = make_optimizer(cfg)
+  lr_at = schedules.make(cfg.get("schedule"), float(cfg.learning_rate))
   unroll = bool(cfg.get("unroll_steps", False))
   bsz = int(cfg.batch_size)
   batch_sharding = NamedSharding(mesh, P(sharding.DATA_AXIS))
@@ -129,7 +143,8 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     return loss_impl(params, rest, ext, batch, key, epoch)
 
   @functools.partial(jax.jit, static_argnames="num_steps")
-  def epoch_fn(params, rest, opt_state, ext, x, y, labelled, key, epoch, num_steps=None):
+  def epoch_fn(params, rest, opt_state, ext, x, y, labelled, key, epoch, total_steps,
+               num_steps=None):
     k_perm, k_steps = jax.random.split(key)
     n_lab = jnp.sum(labelled)
     # Labelled rows first, in random order.
@@ -155,6 +170,9 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       (loss, (rest, logits)), (g, g_ext) = jax.value_and_grad(
           loss_fn, argnums=(0, 1), has_aux=True)(
               params, ext_params, rest, ext, batch, k_drop, epoch)
+      if lr_at is not None:  # The round's schedule, traced: no recompile per round.
+        opt_state = schedules.set_lr(opt_state, lr_at(
+            schedules.step_count(opt_state), total_steps, steps))
       updates, opt_state = tx.update(g, opt_state, params)
       params = optax.apply_updates(params, updates)
       if ext_params is not None:
@@ -201,6 +219,8 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       params, rest, opt_state, ext, loss, acc, bad = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
+          jax.device_put(jnp.asarray(epochs * steps_per_epoch, jnp.int32),
+                         sharding.replicated(mesh)),
           num_steps=steps_per_epoch if unroll else None)
       if bool(bad):
         raise FloatingPointError(

@@ -60,7 +60,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       optimizer="adam", learning_rate=1e-3, batch_size=32, num_epochs=50, min_steps=200,
       weight_decay=0.0, momentum=0.9, nesterov=False,
-      grad_clip=ml_collections.FieldReference(None, field_type=float)))
+      grad_clip=ml_collections.FieldReference(None, field_type=float),
+      # al_jax/schedules.py: constant | multistep | cosine, optional linear warm-up.
+      schedule=ml_collections.ConfigDict(dict(
+          name="constant", milestones=(), unit="epochs", factor=0.1, alpha=0.0, warmup=0))))
   c.eval = ml_collections.ConfigDict(dict(batch_size=512))
   c.mesh = [("data", -1)]
   c.ckpt = ml_collections.ConfigDict(dict(max_to_keep=2))
