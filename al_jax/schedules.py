@@ -3,8 +3,11 @@
 A round trains `total` steps (epochs x ceil(n_labelled / B)), which changes
 from round to round. The schedule is therefore a jnp function of the step,
 the round's total steps and its steps per epoch, all traced: the epoch
-compiles once per run. The optimiser holds its learning rate as state
-(`optax.inject_hyperparams`), set from the schedule before every update.
+compiles once per run. A `scheduled` optimiser keeps the round's length and
+its learning rate in its state (`optax.inject_hyperparams` inside) and sets
+the rate from the schedule at every update; the trainer tells every such
+state the round's length (`set_round`), the model's optimiser and any
+auxiliary one a strategy keeps in its extension state alike.
 
 config.train.schedule fields:
   name        constant | multistep | cosine
@@ -16,8 +19,9 @@ config.train.schedule fields:
               (before a multistep or cosine decay, or a constant rate)
 """
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -76,19 +80,48 @@ def make(schedule, base_lr: float) -> Callable | None:
   return lr
 
 
-def injectable(build: Callable[[float], optax.GradientTransformation],
-               base_lr: float) -> optax.GradientTransformation:
-  """`build(learning_rate)` with the rate kept in the optimiser state (set_lr changes it)."""
-  return optax.inject_hyperparams(build)(learning_rate=base_lr)
+class ScheduledState(NamedTuple):
+  """State of a `scheduled` optimiser: its step, the round's length, the inner state."""
+  count: jax.Array  # updates applied this round
+  total: jax.Array  # the round's steps (set by set_round)
+  per_epoch: jax.Array  # the round's steps per epoch (set by set_round)
+  inner: optax.OptState  # optax.inject_hyperparams state: the rate is a state entry
 
 
-def set_lr(opt_state, lr):
-  """`opt_state` of an `injectable` optimiser with the learning rate replaced by `lr`."""
-  hyper = dict(opt_state.hyperparams)
-  hyper["learning_rate"] = jnp.asarray(lr, hyper["learning_rate"].dtype)
-  return opt_state._replace(hyperparams=hyper)
+def scheduled(build: Callable[[float], optax.GradientTransformation],
+              lr_at: Callable) -> optax.GradientTransformation:
+  """`build(learning_rate)` whose rate follows `lr_at` (from `make`).
+
+  The round's length lives in the state, so a jitted epoch serves every
+  round: the trainer calls `set_round` on its optimiser states (the model's
+  and any auxiliary one inside a strategy's extension state) at each epoch.
+  """
+  inner = optax.inject_hyperparams(build)(learning_rate=0.0)
+
+  def init(params):
+    one = jnp.ones((), jnp.int32)
+    return ScheduledState(jnp.zeros((), jnp.int32), one, one, inner.init(params))
+
+  def update(updates, state, params=None):
+    hyper = dict(state.inner.hyperparams)
+    hyper["learning_rate"] = jnp.asarray(lr_at(state.count, state.total, state.per_epoch),
+                                         hyper["learning_rate"].dtype)
+    updates, inner_state = inner.update(updates, state.inner._replace(hyperparams=hyper), params)
+    return updates, state._replace(count=state.count + 1, inner=inner_state)
+
+  return optax.GradientTransformation(init, update)
 
 
-def step_count(opt_state):
-  """Updates applied so far this round by an `injectable` optimiser."""
-  return opt_state.count
+def set_round(tree, total, per_epoch):
+  """`tree` with every ScheduledState in it told the round's steps and steps per epoch."""
+  def tell(s):
+    if not isinstance(s, ScheduledState):
+      return s
+    return s._replace(total=jnp.asarray(total, jnp.int32),
+                      per_epoch=jnp.asarray(per_epoch, jnp.int32))
+  return jax.tree_util.tree_map(tell, tree, is_leaf=lambda s: isinstance(s, ScheduledState))
+
+
+def learning_rate(state) -> jax.Array:
+  """The rate a ScheduledState applied last (for logs and tests)."""
+  return state.inner.hyperparams["learning_rate"]

@@ -59,10 +59,11 @@ class TrainInfo(NamedTuple):
 def make_optimizer(cfg) -> optax.GradientTransformation:
   """optax optimiser from config.train (optimizer, learning_rate and their keywords).
 
-  With a schedule other than a constant rate (config.train.schedule,
-  al_jax/schedules.py) the learning rate lives in the optimiser state
-  (`optax.inject_hyperparams`) and the epoch sets it before each update;
-  without one the rate is a constant of the optimiser, as it always was.
+  With a schedule other than a constant rate (cfg.schedule, al_jax/schedules.py)
+  the optimiser is `schedules.scheduled`: its state holds the rate and the
+  round's length, which every epoch sets (`schedules.set_round`); without
+  one the rate is a constant of the optimiser, as it always was. Strategies
+  build their auxiliary optimisers with this function too.
   """
   name = cfg.optimizer
   if name not in OPTIMIZERS:
@@ -76,9 +77,8 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
       parts.append(optax.add_decayed_weights(cfg.weight_decay))
     return optax.chain(*parts, OPTIMIZERS[name](learning_rate, cfg))
 
-  if schedules.make(cfg.get("schedule"), float(cfg.learning_rate)) is None:
-    return build(cfg.learning_rate)
-  return schedules.injectable(build, float(cfg.learning_rate))
+  lr_at = schedules.make(cfg.get("schedule"), float(cfg.learning_rate))
+  return build(cfg.learning_rate) if lr_at is None else schedules.scheduled(build, lr_at)
 
 
 # name -> (learning_rate, config.train) -> the optax optimiser.
@@ -123,7 +123,6 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
   per 128-row step), so small-label CNN runs on CPU want this on.
   """
   tx = make_optimizer(cfg)
-  lr_at = schedules.make(cfg.get("schedule"), float(cfg.learning_rate))
   unroll = bool(cfg.get("unroll_steps", False))
   bsz = int(cfg.batch_size)
   batch_sharding = NamedSharding(mesh, P(sharding.DATA_AXIS))
@@ -151,6 +150,9 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     order = jnp.argsort(jnp.where(labelled, jax.random.uniform(k_perm, labelled.shape), 2.0))
     steps = (n_lab + bsz - 1) // bsz
     unl_p = (~labelled).astype(jnp.float32)  # padding rows are never sampled: see below
+    # Scheduled optimisers (the model's, a strategy's auxiliary ones) learn the
+    # round's length here, traced: no recompile per round.
+    opt_state, ext = schedules.set_round((opt_state, ext), total_steps, steps)
 
     def step(s, carry):
       params, rest, opt_state, ext, loss_sum, correct, seen, bad = carry
@@ -170,9 +172,6 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       (loss, (rest, logits)), (g, g_ext) = jax.value_and_grad(
           loss_fn, argnums=(0, 1), has_aux=True)(
               params, ext_params, rest, ext, batch, k_drop, epoch)
-      if lr_at is not None:  # The round's schedule, traced: no recompile per round.
-        opt_state = schedules.set_lr(opt_state, lr_at(
-            schedules.step_count(opt_state), total_steps, steps))
       updates, opt_state = tx.update(g, opt_state, params)
       params = optax.apply_updates(params, updates)
       if ext_params is not None:

@@ -39,7 +39,9 @@ def test_schedule_matches_optax_for_any_round_length(kw, reference):
 def test_constant_schedule_keeps_the_plain_optimiser():
   assert schedules.make(_sched(), 0.1) is None
   tcfg = ml_collections.ConfigDict(dict(optimizer="sgd", learning_rate=0.1, schedule=_sched()))
-  assert not hasattr(train.make_optimizer(tcfg).init({"w": jnp.zeros(2)}), "hyperparams")
+  state = train.make_optimizer(tcfg).init({"w": jnp.zeros(2)})
+  assert not any(isinstance(s, schedules.ScheduledState) for s in jax.tree_util.tree_leaves(
+      state, is_leaf=lambda s: isinstance(s, schedules.ScheduledState)))
 
 
 @pytest.mark.parametrize("kw,match", [(dict(name="step"), "train.schedule.name 'step'"),
@@ -50,8 +52,33 @@ def test_bad_schedule_is_one_clear_error(kw, match):
     schedules.make(_sched(**kw), 0.1)
 
 
+def test_auxiliary_optimisers_take_the_same_schedule():
+  from al_jax.strategies import ll4al
+  sched = _sched(name="multistep", milestones=(1,), unit="epochs", factor=0.1)
+  tx = ll4al.make_module_optimizer("sgd", 0.5, sched)
+  params = {"w": jnp.zeros(())}
+  # Inside any pytree (an extension state), set_round reaches the state.
+  ext = schedules.set_round({"opt": tx.init(params), "other": 1}, total=6, per_epoch=3)
+  moves = []
+  for _ in range(6):
+    upd, ext["opt"] = tx.update({"w": jnp.ones(())}, ext["opt"], params)
+    moves.append(-float(upd["w"]))
+  # SGD with momentum 0.9 and wd 5e-4 on w = 0: the first update is the rate itself.
+  assert moves[0] == pytest.approx(0.5)
+  assert float(schedules.learning_rate(jax.tree_util.tree_leaves(
+      ext["opt"], is_leaf=lambda s: isinstance(s, schedules.ScheduledState))[0])) == \
+      pytest.approx(0.05)  # after the epoch-1 milestone
+  with pytest.raises(ValueError, match="train.schedule.name 'nope'"):
+    ll4al.make_module_optimizer("adam", 1e-3, _sched(name="nope"))
+
+
 def _fit_with_spy(schedule, sizes):
-  """Trains with SGD on a loss of gradient 1 per weight: each step moves a weight by -lr."""
+  """SGD on a loss of gradient 1 per weight: each step moves a weight by -lr.
+
+  The extension's own parameter `v` (an auxiliary optimiser, as LL4AL's
+  module) trains with the same schedule. Returns fit and, per round, the
+  rates applied to the model and to `v` at each step but the last.
+  """
   c = ml_collections.ConfigDict(dict(name="synthetic", num_examples=96, num_classes=3,
                                      shape=(4,), test_size=0.25, normalize=True))
   ds = data.load(c, 0)
@@ -61,17 +88,20 @@ def _fit_with_spy(schedule, sizes):
   seen = []
 
   def linear_loss(params, rest, ext, batch, key, epoch):
-    del ext, key, epoch
+    del key, epoch
     logits, new_rest = fns.apply_train(params, rest, batch["x"], jax.random.key(0))
     first = jax.tree_util.tree_leaves(params)[0]
-    jax.debug.callback(lambda v: seen.append(float(v)), first.ravel()[0])
-    return sum(jnp.sum(p) for p in jax.tree_util.tree_leaves(params)), (new_rest, logits)
+    jax.debug.callback(lambda a, b: seen.append((float(a), float(b))), first.ravel()[0],
+                       ext["params"]["v"])
+    total = sum(jnp.sum(p) for p in jax.tree_util.tree_leaves(params)) + ext["params"]["v"]
+    return total, (new_rest, logits)
 
   tcfg = ml_collections.ConfigDict(dict(optimizer="sgd", learning_rate=0.5, momentum=0.0,
                                         batch_size=16, num_epochs=3, min_steps=0,
                                         weight_decay=0.0, schedule=schedule))
   fit = train.make_fit(fns, tcfg, mesh, extension=train.TrainExtension(
-      init=lambda *a: {}, loss=linear_loss))
+      init=lambda *a: {"params": {"v": jnp.zeros(())}}, loss=linear_loss,
+      tx=train.make_optimizer(tcfg)))
   x, y = sharding.shard_rows(mesh, pool.x), sharding.shard_rows(mesh, pool.y)
   rounds = []
   for n_lab in sizes:
@@ -80,7 +110,9 @@ def _fit_with_spy(schedule, sizes):
     seen.clear()
     params, rest = fns.init(jax.random.key(0))
     fit(params, rest, x, y, sharding.shard_rows(mesh, labelled), jax.random.key(1))
-    rounds.append(-np.diff(seen))  # the rate applied at each step but the last
+    rates = -np.diff(np.asarray(seen), axis=0)
+    np.testing.assert_allclose(rates[:, 1], rates[:, 0], rtol=1e-5)  # the extension's too
+    rounds.append(rates[:, 0])
   return fit, rounds
 
 

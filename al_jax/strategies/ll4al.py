@@ -86,16 +86,20 @@ def ranking_loss(pred: jax.Array, target: jax.Array, w: jax.Array, margin: float
   return train.weighted_mean(per, ((w[:h] > 0) & (w[::-1][:h] > 0)).astype(per.dtype))
 
 
-def make_module_optimizer(name: str, lr: float) -> optax.GradientTransformation:
-  """The loss module's optimiser: 'adam', or 'sgd' (momentum 0.9, wd 5e-4: the paper)."""
+def make_module_optimizer(name: str, lr: float, schedule=None) -> optax.GradientTransformation:
+  """The loss module's optimiser: 'adam', or 'sgd' (momentum 0.9, wd 5e-4: the paper).
+
+  `schedule`: a learning-rate schedule as config.train.schedule (al_jax/schedules.py),
+  over the same steps and epochs as the model's; None keeps the rate constant.
+  """
   return train.make_optimizer(ml_collections.ConfigDict(dict(
       optimizer=name, learning_rate=lr, momentum=0.9,
-      weight_decay=5e-4 if name == "sgd" else 0.0)))
+      weight_decay=5e-4 if name == "sgd" else 0.0, schedule=schedule)))
 
 
 def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: int,
                           hidden: int, module_optimizer: str, module_lr: float,
-                          ranking: str = "margin") -> train.TrainExtension:
+                          ranking: str = "margin", module_schedule=None) -> train.TrainExtension:
   """The TrainExtension that trains the loss module with the model (LL4AL, TA-VAAL)."""
   if fns.features_train is None:
     raise ValueError("LL4AL needs a model with a `features` method (models.Functional."
@@ -107,7 +111,7 @@ def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: in
     raise ValueError(f"loss module hidden must be >= 1, got {hidden}")
   if ranking not in RANKING_LOSSES:
     raise ValueError(f"Unknown ranking loss '{ranking}'; known: {list(RANKING_LOSSES)}")
-  tx = make_module_optimizer(module_optimizer, module_lr)
+  tx = make_module_optimizer(module_optimizer, module_lr, module_schedule)
 
   def init(key, params, rest, num_rows):
     del params, rest, num_rows
@@ -136,7 +140,7 @@ def predicted_loss(fns, params, rest, x, ext) -> jax.Array:
 
 def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 120,
           hidden: int = 128, module_optimizer: str = "adam", module_lr: float = 1e-3,
-          ranking: str = "margin") -> Strategy:
+          ranking: str = "margin", module_schedule=None) -> Strategy:
   """LL4AL strategy with its training extension.
 
   Args:
@@ -148,10 +152,14 @@ def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 
     hidden: width of each per-stage FC layer (paper: 128).
     module_optimizer: 'adam' or 'sgd' for the module. module_lr: its lr.
     ranking: 'margin' (paper) or 'bce' (TA-VAAL's variant).
+    module_schedule: the module's learning-rate schedule, a dict as
+      config.train.schedule (e.g. the paper's milestone at epoch 160:
+      {"name": "multistep", "milestones": (160,), "factor": 0.1}); None: constant.
   """
   extension = loss_module_extension(
       fns, weight=weight, margin=margin, detach_epoch=detach_epoch, hidden=hidden,
-      module_optimizer=module_optimizer, module_lr=module_lr, ranking=ranking)
+      module_optimizer=module_optimizer, module_lr=module_lr, ranking=ranking,
+      module_schedule=module_schedule)
 
   def score(params, rest, batch, key, ext):
     del key

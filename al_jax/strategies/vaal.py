@@ -48,8 +48,10 @@ cubeyoung/TA-VAAL), each deliberate:
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
+from al_jax import schedules, train
 from al_jax import selection as sel_lib
 from al_jax import vae as vae_lib
 from al_jax.strategies import ll4al
@@ -81,13 +83,17 @@ def bce_logits(logit, target) -> jax.Array:
 def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
                      adversary_weight: float, recon_weight: float, ce_weight: float,
                      channels, dense: int, disc_hidden, cls_hidden, lr: float, num_steps: int,
-                     batch_size: int, vae_steps: int, adv_steps: int, eval_batch: int):
+                     batch_size: int, vae_steps: int, adv_steps: int, eval_batch: int,
+                     schedule=None):
   """Returns train_and_score(feats, pool, key) -> (scores [M], losses dict).
 
   feats: {"x": [M, ...] images} plus "oui" [M] (sraal) or "r" [M]
   (ta_vaal). scores: higher = query first (only unlabelled rows matter).
   """
-  tx = optax.adam(lr)
+  # Adam for both, with an optional schedule (al_jax/schedules.py) whose epoch
+  # is one iteration (vae_steps / adv_steps updates) of num_steps.
+  tx = train.make_optimizer(ml_collections.ConfigDict(dict(
+      optimizer="adam", learning_rate=lr, schedule=schedule)))
 
   def train_and_score(feats, pool, key):
     x = feats["x"]
@@ -179,7 +185,9 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
       return gen, g_opt, disc, d_opt, v_loss, dl, first
 
     zero = jnp.zeros((), jnp.float32)
-    carry = (gen, tx.init(gen), disc, tx.init(disc), zero, zero, jnp.zeros(2))
+    g_opt = schedules.set_round(tx.init(gen), num_steps * vae_steps, vae_steps)
+    d_opt = schedules.set_round(tx.init(disc), num_steps * adv_steps, adv_steps)
+    carry = (gen, g_opt, disc, d_opt, zero, zero, jnp.zeros(2))
     gen, _, disc, _, v_loss, dl, first = jax.lax.fori_loop(0, num_steps, body, carry)
 
     # Score every row in fixed chunks (padded), D's probability of "labelled".
@@ -233,7 +241,8 @@ def _coarse(v: jax.Array) -> jax.Array:
 def vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float = 1.0,
          recon_weight: float = 1.0, channels=(), dense: int = 256,
          disc_hidden=(512, 512), lr: float = 5e-4, num_steps: int = 500, batch_size: int = 64,
-         vae_steps: int = 2, adv_steps: int = 1, eval_batch: int = 512) -> Strategy:
+         vae_steps: int = 2, adv_steps: int = 1, eval_batch: int = 512,
+         schedule=None) -> Strategy:
   """VAAL strategy (the VAE trains inside `select`).
 
   Args:
@@ -247,6 +256,9 @@ def vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float = 1
     num_steps: training iterations per round. batch_size: rows per set per
       iteration (64). vae_steps / adv_steps: updates per iteration (2 / 1).
     eval_batch: rows per chunk when scoring the pool.
+    schedule: the VAE's and D's learning-rate schedule, a dict as
+      config.train.schedule (al_jax/schedules.py); an epoch is one iteration
+      of num_steps. None: constant.
   """
   _check("vaal", z_dim, beta, adversary_weight, recon_weight, 0.0, lr, num_steps, batch_size,
          vae_steps, adv_steps, eval_batch)
@@ -254,7 +266,8 @@ def vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float = 1
       "vaal", fns.num_classes, z_dim=z_dim, beta=beta, adversary_weight=adversary_weight,
       recon_weight=recon_weight, ce_weight=0.0, channels=tuple(channels), dense=dense,
       disc_hidden=tuple(disc_hidden), cls_hidden=(), lr=lr, num_steps=num_steps,
-      batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch)
+      batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch,
+      schedule=schedule)
 
   def score(params, rest, batch, key):
     del params, rest, key
@@ -270,7 +283,7 @@ def sraal(fns, *, z_dim: int = 64, beta: float = 1.0, adversary_weight: float = 
           recon_weight: float = 5.0, ce_weight: float = 5.0, channels=(), dense: int = 256,
           disc_hidden=(512, 512, 512, 512), cls_hidden=(1024, 256), lr: float = 5e-4,
           num_steps: int = 500, batch_size: int = 64, vae_steps: int = 2, adv_steps: int = 1,
-          eval_batch: int = 512) -> Strategy:
+          eval_batch: int = 512, schedule=None) -> Strategy:
   """SRAAL strategy: VAAL + target learner on half the latent + OUI relabelling.
 
   Args as `vaal`, plus ce_weight (paper: 5) for the latent classifier with
@@ -283,7 +296,8 @@ def sraal(fns, *, z_dim: int = 64, beta: float = 1.0, adversary_weight: float = 
       "sraal", fns.num_classes, z_dim=z_dim, beta=beta, adversary_weight=adversary_weight,
       recon_weight=recon_weight, ce_weight=ce_weight, channels=tuple(channels), dense=dense,
       disc_hidden=tuple(disc_hidden), cls_hidden=tuple(cls_hidden), lr=lr, num_steps=num_steps,
-      batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch)
+      batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch,
+      schedule=schedule)
 
   def score(params, rest, batch, key):
     del key
@@ -302,23 +316,25 @@ def ta_vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float 
             batch_size: int = 64, vae_steps: int = 1, adv_steps: int = 1,
             eval_batch: int = 512, loss_weight: float = 1.0, margin: float = 1.0,
             detach_epoch: int = 120, loss_hidden: int = 128, module_optimizer: str = "adam",
-            module_lr: float = 1e-3) -> Strategy:
+            module_lr: float = 1e-3, schedule=None, module_schedule=None) -> Strategy:
   """TA-VAAL strategy: LL4AL's loss module (BCE ranking) conditions VAAL.
 
   Args as `vaal` (paper: vae_steps 1, adv_steps 1) plus the loss module's
   (see ll4al.ll4al): loss_weight (lambda), margin, detach_epoch,
-  loss_hidden, module_optimizer, module_lr.
+  loss_hidden, module_optimizer, module_lr, module_schedule.
   """
   _check("ta_vaal", z_dim, beta, adversary_weight, recon_weight, 0.0, lr, num_steps, batch_size,
          vae_steps, adv_steps, eval_batch)
   extension = ll4al.loss_module_extension(
       fns, weight=loss_weight, margin=margin, detach_epoch=detach_epoch, hidden=loss_hidden,
-      module_optimizer=module_optimizer, module_lr=module_lr, ranking="bce")
+      module_optimizer=module_optimizer, module_lr=module_lr, ranking="bce",
+      module_schedule=module_schedule)
   run = make_vaal_family(
       "ta_vaal", fns.num_classes, z_dim=z_dim, beta=beta, adversary_weight=adversary_weight,
       recon_weight=recon_weight, ce_weight=0.0, channels=tuple(channels), dense=dense,
       disc_hidden=tuple(disc_hidden), cls_hidden=(), lr=lr, num_steps=num_steps,
-      batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch)
+      batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch,
+      schedule=schedule)
 
   def score(params, rest, batch, key, ext):
     del key

@@ -33,6 +33,7 @@ each deliberate:
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 from al_jax import selection as sel_lib
@@ -76,7 +77,8 @@ def uncertainty(logp: jax.Array) -> jax.Array:
 
 
 def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0,
-         selection: float = 10.0, critic_hidden: int = 50, critic_lr: float = 1e-3) -> Strategy:
+         selection: float = 10.0, critic_hidden: int = 50, critic_lr: float = 1e-3,
+         critic_schedule=None) -> Strategy:
   """WAAL strategy with its training extension.
 
   Args:
@@ -87,11 +89,14 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     selection: weight of the critic score in the query (reference: 10).
     critic_hidden: critic hidden width (reference: 50).
     critic_lr: critic Adam learning rate.
+    critic_schedule: its schedule, a dict as config.train.schedule
+      (al_jax/schedules.py), over the model's steps and epochs; None: constant.
   """
   for name, v in (("alpha", alpha), ("gp_weight", gp_weight), ("critic_lr", critic_lr)):
     if v < 0:
       raise ValueError(f"waal {name} must be >= 0, got {v}")
-  critic_tx = optax.adam(critic_lr)
+  critic_tx = train.make_optimizer(ml_collections.ConfigDict(dict(
+      optimizer="adam", learning_rate=critic_lr, schedule=critic_schedule)))
 
   def init(key, params, rest, num_rows):
     del params, rest, num_rows
