@@ -263,7 +263,8 @@ def run(config, workdir: str) -> dict:
       view = PoolView(*(sharding.shard_rows(mesh, a) for a in (
           np.where(cand_valid, pool.ids[pos], -1).astype(np.int32), cand_valid, cand_lab,
           np.where(cand_lab, pool.y[pos], -1).astype(np.int32))))
-      new_ids, scores = select_fn(feats, view, budget, keys.select, ext)
+      with jax.set_mesh(mesh):  # lets selects shard minibatches (sharding.constrain_rows)
+        new_ids, scores = select_fn(feats, view, budget, keys.select, ext)
       new_ids, scores = sharding.to_host(new_ids), sharding.to_host(scores)
       record["time_select"] = time.perf_counter() - t0
       _check_selection(new_ids, labelled, pool.valid, budget, config.strategy.name)
