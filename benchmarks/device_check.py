@@ -52,7 +52,7 @@ SECTIONS = ("meta", "correctness", "determinism", "throughput", "badge_round", "
 # Seconds each section may take on the GPU (8 minutes in all) and on a CPU
 # with --tiny. A section past its limit is killed; what it wrote stays.
 LIMITS = {
-    "full": {"meta": 30, "correctness": 75, "determinism": 100, "throughput": 130,
+    "full": {"meta": 20, "correctness": 70, "determinism": 90, "throughput": 150,
              "badge_round": 75, "scale": 70},
     # Side by side on a shared CPU: generous, only a guard against hangs.
     "tiny": {"meta": 300, "correctness": 300, "determinism": 300, "throughput": 300,
