@@ -209,6 +209,7 @@ def parse(argv):
   p.add_argument("--worker", default="", help=argparse.SUPPRESS)
   p.add_argument("--result", default="", help=argparse.SUPPRESS)
   p.add_argument("--deterministic", type=int, default=0, help=argparse.SUPPRESS)
+  p.add_argument("--limit", type=float, default=600, help=argparse.SUPPRESS)
   return p.parse_args(argv)
 
 
@@ -220,7 +221,8 @@ def run_section(name, args, mode, limit, out):
   cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, "--result", result]
   cmd += ["--tiny"] if mode == "tiny" else []
   cmd += ["--mnist_dir", args.mnist_dir] if args.mnist_dir else []
-  rc, tail = run_cmd(cmd, limit, env=worker_env(mode))
+  cmd += ["--limit", str(limit)]
+  rc, tail = run_cmd(cmd, limit, env=worker_env(mode), new_session=True)
   try:
     with open(result) as f:
       sec = json.load(f)
@@ -242,18 +244,23 @@ def run_section(name, args, mode, limit, out):
   return sec
 
 
-def run_cmd(cmd, limit, env=None, cwd=ROOT):
-  """Runs cmd with a time limit, killing its whole process group on timeout.
+def run_cmd(cmd, limit, env=None, cwd=ROOT, new_session=False):
+  """Runs cmd with a time limit; returns (exit code or "timeout", stdout+stderr).
 
-  Returns (exit code or "timeout", combined stdout+stderr).
+  The driver starts each section in a new process group (new_session) and
+  kills the whole group on timeout, the section's own subprocesses with it;
+  those therefore stay in their section's group.
   """
   proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                          stderr=subprocess.STDOUT, text=True, start_new_session=new_session)
   try:
     output, _ = proc.communicate(timeout=limit)
     return proc.returncode, output
   except subprocess.TimeoutExpired:
-    os.killpg(proc.pid, signal.SIGKILL)
+    if new_session:
+      os.killpg(proc.pid, signal.SIGKILL)
+    else:
+      proc.kill()
     output, _ = proc.communicate()
     return "timeout", output
 
@@ -393,15 +400,16 @@ def w_correctness(sec, sizes, args):
   # --noconftest: the suite's conftest forces 8 fake CPU devices; here the
   # tests run on this machine's backend, and the plugin skips the tests
   # that need 8 devices.
-  cmd = [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", "-p", "no:xdist",
+  cmd = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-p", "no:xdist",
          "--noconftest", "-p", "benchmarks.device_check_plugin", "-m", "not slow", *tests]
   t0 = time.perf_counter()
-  rc, out = run_cmd(cmd, None if args.tiny else 600, env=env)
+  # Stop pytest before the section's limit, so the outcomes so far survive.
+  rc, out = run_cmd(cmd, max(args.limit - 15, 10), env=env)
   counts = {}
-  for line in out.splitlines():
-    m = re.match(r"^(PASSED|FAILED|ERROR|SKIPPED)\s+(\S+)", line)
+  for line in out.splitlines():  # -v: "tests/x.py::name[param] PASSED   [ 10%]"
+    m = re.match(r"^(tests/\S+::\S+) (PASSED|FAILED|ERROR|SKIPPED|XFAIL|XPASS)\b", line)
     if m:
-      counts.setdefault(m.group(1), []).append(m.group(2))
+      counts.setdefault(m.group(2), []).append(m.group(1))
   sec.result.update(rc=rc, tests=list(tests), outcomes=counts, seconds=time.perf_counter() - t0)
   n = {k: len(v) for k, v in counts.items()}
   sec.row("tests passed", n.get("PASSED", 0), f"of {sum(n.values())} collected from "
