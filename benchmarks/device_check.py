@@ -425,8 +425,8 @@ def w_correctness(sec, sizes, args):
 
 
 def det_config(sizes, args, strategy):
-  from configs import default
-  c = default.base_config()
+  from configs import common
+  c = common.base_config()
   c.progress = False
   if args.mnist_dir:
     c.data.name, c.data.path, c.data.test_size = "mnist_idx", args.mnist_dir, sizes["det_test"]
@@ -443,7 +443,7 @@ def det_config(sizes, args, strategy):
   c.train.num_epochs, c.train.min_steps = 1, sizes["det_steps"]
   c.score.batch_size = c.eval.batch_size = 1000 if not args.tiny else 60
   c.strategy.name = strategy
-  c.strategy.kw = default.strategy_kw(strategy)
+  c.strategy.kw = common.strategy_kw(strategy)
   c.deterministic = bool(args.deterministic)
   return c
 

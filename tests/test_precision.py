@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from al_jax import data, loop, models, precision
-from configs import default
+from configs import common
 
 
 def digits_config(**over):
-  c = default.base_config()
+  c = common.base_config()
   c.progress = False
   c.model.hidden = (64,)
   c.al.initial_size = 400

@@ -334,11 +334,11 @@ def ta_vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float 
       module_optimizer=module_optimizer, module_lr=module_lr, ranking="bce",
       module_schedule=module_schedule)
   run = make_vaal_family(
-      "ta_vaal", fns.num_classes, z_dim=z_dim, beta=beta, adversary_weight=adversary_weight,
-      recon_weight=recon_weight, ce_weight=0.0, channels=tuple(channels), dense=dense,
-      disc_hidden=tuple(disc_hidden), cls_hidden=(), lr=lr, num_steps=num_steps,
-      batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch,
-      schedule=schedule)
+      "ta_vaal", fns.num_classes, schedule=schedule, z_dim=z_dim, beta=beta,
+      adversary_weight=adversary_weight, recon_weight=recon_weight, ce_weight=0.0,
+      channels=tuple(channels), dense=dense, disc_hidden=tuple(disc_hidden), cls_hidden=(),
+      lr=lr, num_steps=num_steps, batch_size=batch_size, vae_steps=vae_steps,
+      adv_steps=adv_steps, eval_batch=eval_batch)
 
   def score(params, rest, batch, key, ext):
     del key
