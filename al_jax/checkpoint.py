@@ -11,6 +11,23 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 
+class CheckpointError(RuntimeError):
+  """A checkpoint on disk cannot be read back."""
+
+
+def finished_rounds(workdir: str) -> list[int]:
+  """Rounds with a committed checkpoint, read from the folder names alone.
+
+  Orbax writes a step into a temporary folder and renames it to the bare step
+  number when complete, so digit-only folders are exactly the finished
+  rounds. Needs no CheckpointManager, so process 0 can decide alone.
+  """
+  d = os.path.join(workdir, "ckpt")
+  if not os.path.isdir(d):
+    return []
+  return sorted(int(n) for n in os.listdir(d) if n.isdigit())
+
+
 class Checkpointer:
 
   def __init__(self, workdir: str, max_to_keep: int = 2):
@@ -34,10 +51,21 @@ class Checkpointer:
     target = {"labelled": np.zeros(num_rows, bool)}
     if params_like is not None:
       target["params"] = params_like
-    restored = self.mgr.restore(round_, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
-    state, meta = restored["state"], restored["meta"]
-    return np.asarray(state["labelled"]).astype(bool), meta, state.get("params")
+    try:
+      restored = self.mgr.restore(round_, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+      state, meta = restored["state"], restored["meta"]
+      labelled = np.asarray(state["labelled"])
+      if labelled.shape != (num_rows,):
+        raise ValueError(f"labelled mask of shape {labelled.shape}, expected ({num_rows},)")
+    except Exception as e:  # Orbax raises many types for damaged files.
+      step_dir = os.path.join(self.dir, str(round_))
+      raise CheckpointError(
+          f"the checkpoint of round {round_} ({step_dir}) is unreadable "
+          f"({type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}); "
+          f"delete that folder and run the same command again to redo round {round_} "
+          f"from the checkpoint before it, or use a new --workdir") from e
+    return labelled.astype(bool), meta, state.get("params")
 
   def close(self):
     self.mgr.close()
