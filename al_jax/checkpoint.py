@@ -5,9 +5,11 @@ finished round; every later key is `fold_in(root, round)`, so the resumed run
 selects exactly what an uninterrupted run would.
 """
 
+import contextlib
 import os
 
 import numpy as np
+from absl import logging
 import orbax.checkpoint as ocp
 
 
@@ -28,15 +30,29 @@ def finished_rounds(workdir: str) -> list[int]:
   return sorted(int(n) for n in os.listdir(d) if n.isdigit())
 
 
+@contextlib.contextmanager
+def _quiet():
+  """Mutes Orbax's own log lines on damaged files: restore() raises one clear error."""
+  verbosity = logging.get_verbosity()
+  if verbosity < logging.INFO:  # Unless the user asked for logs (--verbosity).
+    logging.set_verbosity(logging.FATAL)
+  try:
+    yield
+  finally:
+    logging.set_verbosity(verbosity)
+
+
 class Checkpointer:
 
   def __init__(self, workdir: str, max_to_keep: int = 2):
     self.dir = os.path.abspath(os.path.join(workdir, "ckpt"))
-    self.mgr = ocp.CheckpointManager(
-        self.dir, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+    with _quiet():
+      self.mgr = ocp.CheckpointManager(
+          self.dir, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
 
   def latest_round(self) -> int | None:
-    return self.mgr.latest_step()
+    with _quiet():
+      return self.mgr.latest_step()
 
   def save(self, round_: int, labelled: np.ndarray, meta: dict, params=None) -> None:
     state = {"labelled": np.asarray(labelled)}
@@ -52,8 +68,9 @@ class Checkpointer:
     if params_like is not None:
       target["params"] = params_like
     try:
-      restored = self.mgr.restore(round_, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
+      with _quiet():
+        restored = self.mgr.restore(round_, args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
       state, meta = restored["state"], restored["meta"]
       labelled = np.asarray(state["labelled"])
       if labelled.shape != (num_rows,):
