@@ -197,7 +197,7 @@ def run(config, workdir: str) -> dict:
   check_config(config)
   check_workdir_path(workdir)
   writer = metrics.is_writer()
-  if writer:
+  if jax.process_count() == 1:  # (Multi-host: only the collective decision below.)
     lock.check_free(workdir)  # A busy workdir fails now, not after loading data.
   mesh, ds, pool, score_bs, fns, strategy = setup(config)
 
@@ -261,7 +261,6 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
   warm = bool(al.warm_start)
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
-  params = rest = None
 
   start, labelled, params, rest = _resume_state(ckpt, config, root, pool, init_fn, workdir)
   if start == 0:
