@@ -177,6 +177,24 @@ def test_second_run_into_a_busy_workdir_fails_at_once_naming_the_holder(tmp_path
   assert not (w / "lock").exists()
 
 
+def test_lock_is_exclusive_and_names_its_holder(tmp_path):
+  from al_jax import lock
+  w = tmp_path / "w"
+  w.mkdir()
+  held = lock.Lock(str(w))
+  pid, host, _ = (w / "lock").read_text().split()
+  assert (int(pid), host) == (os.getpid(), socket.gethostname())
+  with pytest.raises(lock.WorkdirBusyError, match=f"in use by pid {os.getpid()} on host {host}"):
+    lock.Lock(str(w))
+  with pytest.raises(lock.WorkdirBusyError):
+    loop.run(get(), str(w))  # refused before loading data or writing
+  assert sorted(os.listdir(w)) == ["lock"]
+  held.release()
+  assert not (w / "lock").exists()
+  lock.check_free(str(w))
+  lock.Lock(str(w)).release()
+
+
 # ---------------------------------------------------------------- kills
 
 
