@@ -113,6 +113,8 @@ def main(argv):
     if verbose:
       raise
     sys.exit(f"error: {_config_error(e)}")
+  from al_jax import determinism  # XLA flags: before JAX starts its backends.
+  determinism.apply(bool(config.get("deterministic", False)))
   if os.environ.get("AL_JAX_DISTRIBUTED") == "1":
     _initialize_distributed()
   from al_jax import checkpoint, lock, loop  # Imported after distributed init on purpose.
