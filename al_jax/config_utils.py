@@ -136,6 +136,11 @@ def resolve(config: ml_collections.ConfigDict, file_config: ml_collections.Confi
   if name != file_config.strategy.name:
     # The file's kw was written for its own strategy: keep only the command line's.
     kw = {p[len(_KW):]: v for p, v in overrides.items() if p.startswith(_KW)}
+  accepted = factory_kw(name)
+  unknown = sorted(set(kw) - set(accepted))
+  if unknown:
+    raise ValueError(f"--config.{_KW}{unknown[0]}: the config has no field "
+                     f"'{_KW}{unknown[0]}'; strategy '{name}' accepts {sorted(accepted)}")
   with out.unlocked():
     out.strategy.kw = strategy_kw(name, **kw)
   return out

@@ -89,7 +89,8 @@ def test_resolve_rebuilds_kw_for_another_strategy():
 
 @pytest.mark.parametrize("overrides,message", [
     ({"strategy.name": "badge", "strategy.kw.biass": True},
-     r"strategy.kw.biass: strategy 'badge' has no such keyword; it accepts \['bias'\]"),
+     r"--config.strategy.kw.biass: the config has no field 'strategy.kw.biass'; "
+     r"strategy 'badge' accepts \['bias'\]"),
     ({"al.num_round": 1}, r"--config.al.num_round: the config has no field 'al.num_round'")])
 def test_resolve_rejects_unknown_fields_and_keywords(overrides, message):
   config = _file(overrides.get("strategy.name", "entropy"), biass=True)

@@ -47,7 +47,8 @@ def test_unknown_strategy_keyword_or_field_is_one_line(tmp_path):
   w = tmp_path / "w"
   for flag, message in (
       ("--config.strategy.kw.biass=True",
-       "error: strategy.kw.biass: strategy 'badge' has no such keyword; it accepts ['bias']"),
+       "error: --config.strategy.kw.biass: the config has no field 'strategy.kw.biass'; "
+       "strategy 'badge' accepts ['bias']"),
       ("--config.al.num_round=3",
        "error: --config.al.num_round: the config has no field 'al.num_round'")):
     res = run("--config", "configs/default.py:smoke", "--workdir", str(w),
