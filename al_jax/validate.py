@@ -20,7 +20,9 @@ INTS_GE1 = ("an integer >= 1 or a tuple of them",
             lambda v: all(_is_int(x) and x >= 1 for x in (v if isinstance(v, (tuple, list))
                                                             else (v,))))
 COUNT_OR_FRACTION = ("a count >= 1 or a fraction in (0, 1)",
-                     lambda v: (_is_int(v) and v >= 1) or (_is_num(v) and 0 < v < 1))
+                     # A count may arrive as 2000.0: the schema's field is a float (0.25).
+                     lambda v: (_is_num(v) and v >= 1 and float(v).is_integer())
+                     or (_is_num(v) and 0 < v < 1))
 
 
 def _is_int(v) -> bool:
