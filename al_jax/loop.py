@@ -150,6 +150,8 @@ def setup(config):
   score_bs = -(-score_bs // shards) * shards
   pool = data.make_pool(ds.x_train, ds.y_train, score_bs)
   check_budget(config, pool.size)
+  strategies.check_mc_dropout(config.strategy.name, config.model_name, ds.x_train.shape[1:],
+                              ds.num_classes, **config.model.to_dict())
   fns = models.build(config.model_name, ds.x_train.shape[1:], ds.num_classes,
                      **config.model.to_dict())
   strategy = strategies.get(config.strategy.name, fns, **config.strategy.kw.to_dict())
@@ -172,6 +174,7 @@ def run(config, workdir: str) -> dict:
 
   # Device-resident, sharded pool and test set.
   x_pool = sharding.shard_rows(mesh, pool.x)
+  ids_pool = sharding.shard_rows(mesh, pool.ids)
   y_pool = sharding.shard_rows(mesh, pool.y)
   eval_bs = -(-min(int(config.eval.batch_size), len(ds.x_test)) // sharding.num_data_shards(mesh))
   eval_bs *= sharding.num_data_shards(mesh)
@@ -187,9 +190,11 @@ def run(config, workdir: str) -> dict:
   init_fn = models.jit_init(fns, out_shardings=sharding.replicated(mesh))
 
   @jax.jit
-  def score_pool(params, rest, x, key, ext):
+  def score_pool(params, rest, x, ids, key, ext):
+    # Global ids ride along: per-example MC dropout masks are keyed by them.
     return sharding.map_batches(
-        lambda xb: strategy.score(params, rest, {"x": xb}, key, **ext_kw(ext)), x, score_bs, mesh)
+        lambda b: strategy.score(params, rest, b, key, **ext_kw(ext)),
+        {"x": x, "ids": ids}, score_bs, mesh)
 
   def select_ext(features, view, budget_, key, ext):
     return strategy.select(features, view, budget_, key, **ext_kw(ext))
@@ -248,9 +253,11 @@ def run(config, workdir: str) -> dict:
         pos, cand_valid = candidate_rows(keys.subset, labelled, pool.valid, subset,
                                          max_labelled, score_bs)
         x_cand = sharding.shard_rows(mesh, pool.x[pos])
+        ids_cand = sharding.shard_rows(mesh, pool.ids[pos])
       else:
-        pos, cand_valid, x_cand = np.arange(len(pool.y)), pool.valid, x_pool
-      feats = jax.block_until_ready(score_pool(params, rest, x_cand, keys.score, ext))
+        pos, cand_valid = np.arange(len(pool.y)), pool.valid
+        x_cand, ids_cand = x_pool, ids_pool
+      feats = jax.block_until_ready(score_pool(params, rest, x_cand, ids_cand, keys.score, ext))
       record["time_score"] = time.perf_counter() - t0
       t0 = time.perf_counter()
       cand_lab = labelled[pos] & cand_valid

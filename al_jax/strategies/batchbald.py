@@ -178,13 +178,21 @@ def batchbald_select(logp: jax.Array, pool, budget: int, key, *, num_configs: in
 
 
 def batchbald(fns, *, num_samples: int = 20, num_configs: int = 1000, chunk_size: int = 1024,
-              samples_per_pass: int | None = None) -> Strategy:
-  """BatchBALD; the score passes the [B, K, C] MC log-probabilities to select."""
+              samples_per_pass: int | None = None, mask: str = "shared") -> Strategy:
+  """BatchBALD; the score passes the [B, K, C] MC log-probabilities to select.
+
+  `mask="shared"` (the default) keeps one dropout mask per sample for the
+  whole pool: the joint entropies need the same K networks for every point.
+  "per_example" is there for experiments only.
+  """
   if num_configs < 1:
     raise ValueError(f"num_configs must be >= 1, got {num_configs}")
+  mc.check_mask(mask)
 
-  def score(params, rest, batch, key):
-    return mc.log_probs(fns, params, rest, batch["x"], key, num_samples, samples_per_pass)
+  def score(params, rest, batch, key, ext=None):
+    del ext
+    return mc.log_probs(fns, params, rest, batch["x"], key, num_samples, samples_per_pass,
+                        mc.batch_ids(batch, mask))
 
   def select(logp, pool, budget, key):
     return batchbald_select(logp, pool, budget, key, num_configs=num_configs,
