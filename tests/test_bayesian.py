@@ -202,3 +202,24 @@ def test_unrolled_epochs_train_exactly_like_the_fori_loop(devices):
     out.append(params)
   for a, b in zip(jax.tree.leaves(out[0]), jax.tree.leaves(out[1])):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_mc_strategy_on_a_dropout_free_model_stops_before_training(tmp_path):
+  """BALD on the default (dropout 0) MLP would score rounding noise: one clear error."""
+  from tests.test_loop import get
+  from al_jax import loop
+  w = tmp_path / "w"
+  with pytest.raises(ValueError, match=r"'bald'.*--config\.model\.dropout=0\.5"):
+    loop.run(get(**{"strategy.name": "bald"}), str(w))
+  assert not w.exists()
+  # The CNN names both of its rates; a non-MC strategy and dropout > 0 pass.
+  with pytest.raises(ValueError, match="dropout_conv=0.5 or --config.model.dropout_dense=0.5"):
+    strategies.check_mc_dropout("batchbald", "cnn", (8, 8, 1), 3, filters=2, kernel_size=3,
+                                dense=4, dropout_conv=0.0, dropout_dense=0.0)
+  strategies.check_mc_dropout("batchbald", "cnn", (8, 8, 1), 3, filters=2, kernel_size=3,
+                              dense=4, dropout_conv=0.0, dropout_dense=0.5)
+  strategies.check_mc_dropout("entropy", "mlp", (6,), 3, dropout=0.0)
+  strategies.check_mc_dropout("power_bald", "mlp", (6,), 3, dropout=0.1)
+  for name in ("bayesian_lc", "variation_ratios", "mean_std", "power_entropy"):
+    with pytest.raises(ValueError, match=name):
+      strategies.check_mc_dropout(name, "mlp", (6,), 3, dropout=0.0)
