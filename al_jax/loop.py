@@ -167,7 +167,8 @@ def run(config, workdir: str) -> dict:
   if writer:
     os.makedirs(workdir, exist_ok=True)
     metrics.write_json(os.path.join(workdir, "config.json"),
-                       json.loads(config.to_json_best_effort()))
+                       {**json.loads(config.to_json_best_effort()),
+                        "environment": metrics.environment()})
   al = config.al
   num_rounds, budget = int(al.num_rounds), int(al.query_size)
   ckpt = checkpoint.Checkpointer(workdir, int(config.ckpt.get("max_to_keep", 2)))
@@ -306,7 +307,8 @@ def _finish(workdir, config, history, writer) -> dict:
   acc = [h["accuracy"] for h in history]
   summary = {"strategy": config.strategy.name, "seed": int(config.seed),
              "dataset": config.data.name, "aubc": metrics.aubc(n, acc),
-             "final_accuracy": acc[-1], "num_labelled": n[-1], "rounds": len(history)}
+             "final_accuracy": acc[-1], "num_labelled": n[-1], "rounds": len(history),
+             "environment": metrics.environment()}
   if writer:
     metrics.write_json(os.path.join(workdir, "summary.json"), summary)
     metrics.plot_curves(os.path.join(workdir, "learning_curve.png"),
