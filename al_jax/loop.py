@@ -21,8 +21,10 @@ from al_jax.strategies.base import PoolView
 
 # Fields whose change makes an existing workdir a different experiment.
 _RESUME_KEYS = ("seed", "data", "model_name", "model", "strategy", "al.initial_size",
-                "al.query_size", "al.initial_balanced", "al.warm_start", "train", "score")
+                "al.query_size", "al.initial_balanced", "al.warm_start", "train", "score",
+                "al.validation_size")
 _INITIAL_SET_SALT = 0x7FFFFFFF  # fold_in constant for the initial labelled set.
+_VALIDATION_SALT = 0x7FFFFFFE  # fold_in constant for the held-out validation rows.
 
 
 class RoundKeys(NamedTuple):
@@ -69,6 +71,10 @@ def check_config(config) -> None:
       raise ValueError(f"al.{name} must be >= 1, got {al[name]}")
   if int(al.num_rounds) < 0:
     raise ValueError(f"al.num_rounds must be >= 0, got {al.num_rounds}")
+  val = int(al.get("validation_size", 0) or 0)
+  if val < 0 or (val and val >= int(al.initial_size)):
+    raise ValueError(f"al.validation_size ({val}) must be 0 (no held-out rows) or less than "
+                     f"al.initial_size ({al.initial_size}): it is held out of the initial set")
   subset = int(al.get("subset_size", 0) or 0)
   if subset and subset < int(al.query_size):
     raise ValueError(f"al.subset_size ({subset}) must be 0 (score the whole pool) or "
@@ -103,6 +109,20 @@ def initial_labelled(key, y: np.ndarray, valid: np.ndarray, size: int, balanced:
     order = np.asarray(picks)
   mask = np.zeros(len(y), bool)
   mask[order[:size]] = True
+  return mask
+
+
+def validation_rows(key, initial: np.ndarray, size: int) -> np.ndarray:
+  """[N] bool: `size` random rows of the initial labelled set, held out of training.
+
+  They stay labelled (never selected again) and give a per-round validation
+  accuracy and held-out data to strategies (ISAL's s_test).
+  """
+  mask = np.zeros(len(initial), bool)
+  if size:
+    rows = np.flatnonzero(initial)
+    u = np.asarray(jax.random.uniform(key, (len(initial),)))[rows]
+    mask[rows[np.argsort(u, kind="stable")[:size]]] = True
   return mask
 
 
@@ -210,12 +230,17 @@ def run(config, workdir: str) -> dict:
   max_labelled = int(al.initial_size) + num_rounds * budget
   params = rest = None
 
+  initial = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
+                             pool.valid, int(al.initial_size),
+                             bool(al.get("initial_balanced", False)))
+  held_out = validation_rows(jax.random.fold_in(root, _VALIDATION_SALT), initial,
+                             int(al.get("validation_size", 0) or 0))
+  held_dev = sharding.shard_rows(mesh, held_out) if held_out.any() else None
+  eval_pool = evaluate.make_evaluate(fns, score_bs, mesh) if held_out.any() else None
   last = ckpt.latest_round()
   if last is None:
     start = 0
-    labelled = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
-                                pool.valid, int(al.initial_size),
-                                bool(al.get("initial_balanced", False)))
+    labelled = initial
     history = []
   else:
     like = init_fn(round_keys(root, 0).init) if warm else None
@@ -238,9 +263,9 @@ def run(config, workdir: str) -> dict:
     if not warm or params is None:
       params, rest = init_fn(keys.init)
     t0 = time.perf_counter()
-    lab_dev = sharding.shard_rows(mesh, labelled)
+    lab_dev = sharding.shard_rows(mesh, labelled & ~held_out)
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
-                             show=writer and config.get("progress", True))
+                             show=writer and config.get("progress", True), validation=held_dev)
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
     m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}
@@ -248,6 +273,9 @@ def run(config, workdir: str) -> dict:
               "train_loss": info.loss, "train_accuracy": info.accuracy,
               "train_steps": info.steps, "time_train": t_train,
               "time_score": 0.0, "time_select": 0.0}
+    if held_dev is not None:
+      record["validation_accuracy"] = float(
+          eval_pool(params, rest, x_pool, y_pool, held_dev)["accuracy"])
     if r < num_rounds:
       t0 = time.perf_counter()
       if subset:

@@ -99,9 +99,12 @@ def augment(x: jax.Array, key, kind: str) -> jax.Array:
 
 
 def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtension | None = None):
-  """Returns fit(params, rest, x, y, labelled, key, show=False) -> (params, rest, ext, TrainInfo).
+  """Returns fit(params, rest, x, y, labelled, key, show=False, validation=None)
+  -> (params, rest, ext, TrainInfo).
 
-  x, y: the whole padded pool (device arrays); labelled: [N_pad] bool.
+  x, y: the whole padded pool (device arrays); labelled: [N_pad] bool, the
+  rows trained on. validation: optional [N_pad] bool of held-out labelled
+  rows, never trained on; `after_fit` finds it in ext["validation"].
   `ext` is the extension's final state (None without an extension).
   cfg.unroll_steps (default False): unroll the steps of an epoch with a step
   count fixed per call (recompiles whenever ceil(n_labelled / B) changes).
@@ -180,7 +183,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
 
   after_fit = jax.jit(ext_def.after_fit) if ext_def.after_fit is not None else None
 
-  def fit(params, rest, x, y, labelled, key, show: bool = False):
+  def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None):
     n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
     if n_lab == 0:
       raise ValueError("Cannot train on an empty labelled set")
@@ -209,6 +212,8 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       if show:
         bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
     if ext_def.after_fit is not None:
+      if validation is not None:  # Held-out labelled rows (al.validation_size), e.g. ISAL's v.
+        ext = {**ext, "validation": validation}
       ext = after_fit(params, rest, ext, x, y, labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
     return params, rest, (ext if extension is not None else None), info
