@@ -41,6 +41,7 @@ Deliberate differences from the reference code (dragonlzm/ISAL):
 import jax
 import jax.numpy as jnp
 import jax.scipy.sparse.linalg
+from absl import logging
 
 from al_jax import per_example, selection, train
 from al_jax.strategies.base import Strategy
@@ -159,6 +160,9 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
 
   def after_fit(params, rest, ext, x, y, labelled):
     # ext["validation"]: the loop's held-out rows (al.validation_size > 0).
+    if ext.get("validation") is None:  # Runs at trace time: once per compile.
+      logging.warning("isal: no held-out rows (al.validation_size = 0); v comes from the "
+                      "training rows, where it nearly vanishes and s_test degenerates to v")
     return {**ext, "s_test": s_test(fns, params, rest, x, y, labelled, ext["key"],
                                     validation=ext.get("validation"), **kw)}
 
