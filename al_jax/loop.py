@@ -242,7 +242,8 @@ def run(config, workdir: str) -> dict:
   held_out = validation_rows(jax.random.fold_in(root, _VALIDATION_SALT), initial,
                              int(al.get("validation_size", 0) or 0))
   held_dev = sharding.shard_rows(mesh, held_out) if held_out.any() else None
-  eval_pool = evaluate.make_evaluate(fns, score_bs, mesh, preprocess=prep) if held_out.any() else None
+  eval_pool = (evaluate.make_evaluate(fns, score_bs, mesh, preprocess=prep)
+               if held_out.any() else None)
   last = ckpt.latest_round()
   if last is None:
     start = 0
