@@ -15,7 +15,7 @@ embeddings take 100 MB; k-center greedy keeps one 50k min-distance vector
 from configs.common import CIFAR10_100_EPOCHS, DIVERSITY, cifar10_config
 
 # The MIP needs candidates beyond the 1,000 greedy picks.
-TUNED = {"coreset_mip": {"kw": dict(max_candidates=3000, time_limit=60.0)}}
+TUNED = {"coreset_mip": {"kw": dict(max_candidates=3000)}}
 
 
 def get_config(arg: str | None = None):

@@ -29,6 +29,8 @@ TUNED = {
     "sraal": {"kw": dict(disc_hidden=(256,) * 4)},
     "ta_vaal": {"kw": dict(disc_hidden=(256, 256), detach_epoch=30)},
     **{n: {"model.dropout": 0.5} for n in BAYESIAN},  # MC dropout needs dropout
+    # v of s_test from 5 held-out initial labels, not the rows the model fits.
+    "isal": {"al.validation_size": 5},
 }
 
 

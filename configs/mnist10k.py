@@ -38,6 +38,7 @@ TUNED = {
     "vaal": _CONV_VAE,
     "sraal": _CONV_VAE,
     "ta_vaal": merge(_CONV_VAE, {"kw": dict(detach_epoch=30)}),
+    "isal": {"al.validation_size": 5},  # v of s_test from held-out initial labels
 }
 
 
