@@ -74,7 +74,7 @@ def test_resolve_keeps_the_files_kw_for_its_own_strategy():
   file_config = _file("bald", num_samples=7, samples_per_pass=None)
   config = _file("bald", num_samples=9, samples_per_pass=None)
   out = config_utils.resolve(config, file_config, {"strategy.kw.num_samples": 9})
-  assert out.strategy.kw.to_dict() == {"num_samples": 9, "samples_per_pass": None}
+  assert out.strategy.kw.to_dict() == {**config_utils.factory_kw("bald"), "num_samples": 9}
 
 
 def test_resolve_rebuilds_kw_for_another_strategy():
