@@ -8,6 +8,7 @@ streams, so a resumed run repeats an uninterrupted one exactly.
 
 import json
 import os
+import sys
 import time
 from typing import NamedTuple
 
@@ -221,12 +222,17 @@ def run(config, workdir: str) -> dict:
     history = [m for m in metrics.read_jsonl(metrics_path) if m["round"] < start]
   if writer:  # Drop records of a round that was logged but not checkpointed.
     metrics.write_jsonl(metrics_path, history)
-    metrics.write_jsonl(selected_path,
-                        [s for s in metrics.read_jsonl(selected_path) if s["round"] < start])
+    kept = [s for s in metrics.read_jsonl(selected_path) if s["round"] < start]
+    if start == 0:  # A fresh start: round -1 records the initial labelled set.
+      kept = [initial_record(labelled, pool.ids)]
+    metrics.write_jsonl(selected_path, kept)
 
+  progress = config.get("progress", True)
+  bars = writer and progress and _is_terminal()
+  # A redirected log gets one line per round instead of bars.
+  log_rounds = writer and progress and not bars
   bar = tqdm(range(start, num_rounds + 1), desc=f"AL {config.strategy.name}",
-             disable=not writer or not config.get("progress", True), initial=start,
-             total=num_rounds + 1)
+             disable=not bars, initial=start, total=num_rounds + 1)
   for r in bar:
     keys = round_keys(root, r)
     if not warm or params is None:
@@ -234,7 +240,7 @@ def run(config, workdir: str) -> dict:
     t0 = time.perf_counter()
     lab_dev = sharding.shard_rows(mesh, labelled)
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
-                             show=writer and config.get("progress", True))
+                                  show=bars)
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
     m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}
@@ -271,8 +277,26 @@ def run(config, workdir: str) -> dict:
       metrics.append_jsonl(metrics_path, record)
     ckpt.save(r, labelled, {"round": r}, (params, rest) if warm else None)
     bar.set_postfix(acc=f"{m['accuracy']:.3f}", n=record["num_labelled"])
+    if log_rounds:
+      print(f"{config.strategy.name} round {r}/{num_rounds}: {record['num_labelled']} labelled, "
+            f"accuracy {m['accuracy']:.4f}, train {record['time_train']:.1f} s, "
+            f"score {record['time_score']:.1f} s, select {record['time_select']:.1f} s",
+            file=sys.stderr, flush=True)
   ckpt.close()
   return _finish(workdir, config, history, writer)
+
+
+def initial_record(labelled: np.ndarray, ids: np.ndarray) -> dict:
+  """selected.jsonl's first line: the initial labelled set as round -1."""
+  return {"round": -1, "initial": True, "ids": ids[labelled].astype(int).tolist(), "scores": []}
+
+
+def _is_terminal() -> bool:
+  """Bars only on a terminal: redirected to a file, tqdm writes a line per refresh."""
+  try:
+    return sys.stderr.isatty()
+  except (AttributeError, ValueError):  # Replaced or closed stderr.
+    return False
 
 
 def _check_selection(ids, labelled, valid, budget, name):

@@ -196,8 +196,10 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     params, rest, opt_state, ext = jax.device_put((params, rest, opt_state, ext),
                                                   sharding.replicated(mesh))
     loss = acc = float("nan")
-    bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
-    for e in bar:
+    # Advanced after each epoch has finished (not when the next one starts),
+    # so the counter shows completed epochs.
+    bar = tqdm(total=epochs, desc="train", leave=False, disable=not show)
+    for e in range(epochs):
       params, rest, opt_state, ext, loss, acc, bad = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
@@ -207,7 +209,9 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
             f"Training loss became non-finite in epoch {e} (last mean loss {float(loss)}); "
             f"lower train.learning_rate={cfg.learning_rate} or set train.grad_clip")
       if show:
-        bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
+        bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}", refresh=False)
+        bar.update(1)
+    bar.close()
     if ext_def.after_fit is not None:
       ext = after_fit(params, rest, ext, x, y, labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
