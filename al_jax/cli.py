@@ -20,14 +20,24 @@ commands:
 `al-jax COMMAND --help` lists the command's flags."""
 
 
+def _help(module, flag_names: str) -> None:
+  """`--help` prints the __main__ module's docstring: show the command's."""
+  main_module = sys.modules.get("__main__")
+  if main_module is not None:
+    main_module.__doc__ = (f"{module.__doc__}\nFlags: {flag_names} "
+                           "(--helpfull lists every flag).")
+
+
 def _run(args: list[str]) -> None:
   from al_jax import main as run_main  # Defines the --config / --workdir flags.
+  _help(run_main, "--config, --workdir, --config.FIELD=VALUE")
   app.run(run_main.main, argv=args)
 
 
 def _report(args: list[str]) -> None:
   from al_jax import report
   report.define_flags()
+  _help(report, "--out")
   app.run(report.main, argv=args)
 
 
