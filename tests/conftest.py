@@ -1,4 +1,10 @@
-"""Tests run on 8 fake CPU devices (set before JAX initialises)."""
+"""Tests run on 8 fake CPU devices (set before JAX initialises).
+
+The default run (`pytest -q -n 2`, pytest.ini adds `-m "not slow"`) keeps one
+end-to-end case per mechanism; SLOW below names the tests that run only with
+`-m slow`, in one place so test files stay untouched by the choice. The run
+ends by saying how many slow tests it left out.
+"""
 
 import os
 
@@ -9,9 +15,77 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+# Node ids run only with `-m slow` (an entry ending in "[" or "::" covers
+# every test it prefixes). Besides these, tests carry @pytest.mark.slow
+# themselves. What stays in the default run, one case per mechanism:
+#   - smoke runs of configs: default (top-k), bayesian_digits (MC dropout),
+#     coreset_digits (k-center), badge_digits (gradient embeddings),
+#     ll4al_digits (a training extension), vaal_digits (in-select training),
+#     coreset_mnist10k (CNN on MNIST IDX), margin_cifar10 (ResNet, TFDS path);
+#   - the 1-vs-8-device check for random, entropy, bald, coreset, badge;
+#   - each strategy module's own tests against NumPy references.
+SLOW = (
+    # Config smoke runs whose mechanism has a default case above (each 5-60 s of CPU).
+    *(f"tests/test_loop.py::test_every_config_runs_smoke[{name}]" for name in (
+        "alfa_mix_digits", "alfa_mix_mnist10k", "badge_mnist10k", "bald_mnist",
+        "core_gcn_mnist10k", "dfal_mnist10k", "egl_mnist10k", "el2n_digits", "el2n_mnist10k",
+        "entropy_mnist", "forgetting_mnist10k", "grand_mnist10k", "isal_mnist10k",
+        "ll4al_mnist10k", "sraal_digits", "sraal_mnist10k", "ta_vaal_digits",
+        "ta_vaal_mnist10k", "table_digits", "table_mnist10k", "uncertain_gcn_mnist10k",
+        "vaal_mnist10k", "waal_mnist10k", "badge_cifar10", "coreset_cifar10")),
+    # Device checks beyond one per mechanism (all strategies run with -m slow).
+    *(f"tests/test_loop.py::test_one_device_and_eight_devices_select_the_same_ids[{s}]"
+      for s in ("typiclust", "forgetting", "vaal")),
+    # The array-level API against the runner: every strategy with -m slow.
+    *(f"tests/test_api.py::test_same_ids_as_the_runner[{case}]" for case in (
+        "least_confidence-", "margin-", "bayesian_lc-", "bayesian_entropy-",
+        "variation_ratios-", "mean_std-", "power_entropy-", "coreset_mip-", "kmeans-num_iters",
+        "typiclust-min_cluster_size-num_iters", "probcover-num_iters", "kmeans-normalize",
+        "badge-bias", "power_bald-beta", "probcover-delta")),
+)
+
+
+def _is_slow(nodeid: str) -> bool:
+  return any(nodeid == s or (s.endswith(("[", "::")) and nodeid.startswith(s)) for s in SLOW)
+
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: long-running; run with `pytest -m slow`")
+
+
+@pytest.hookimpl(tryfirst=True)  # Before `-m` deselects by marker.
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    if _is_slow(item.nodeid):
+      item.add_marker(pytest.mark.slow)
+
+
+_LEFT_OUT = {"slow": 0}
+
+
+def pytest_deselected(items):
+  _LEFT_OUT["slow"] += sum(1 for i in items if i.get_closest_marker("slow"))
+
+
+def pytest_sessionfinish(session):
+  # Under xdist, workers collect: hand the count to the controller.
+  if hasattr(session.config, "workeroutput"):
+    session.config.workeroutput["slow_left_out"] = _LEFT_OUT["slow"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+  del error
+  n = getattr(node, "workeroutput", {}).get("slow_left_out", 0)
+  _LEFT_OUT["slow"] = max(_LEFT_OUT["slow"], n)  # Every worker collects the whole suite.
+
+
+def pytest_terminal_summary(terminalreporter):
+  n = _LEFT_OUT["slow"]
+  if n:
+    terminalreporter.write_line(
+        f"{n} slow tests left out; run them with `.venv/bin/python -m pytest -q -n 2 -m slow`")
 
 
 @pytest.fixture(scope="session")
