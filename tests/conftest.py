@@ -19,11 +19,13 @@ import pytest  # noqa: E402
 # every test it prefixes). Besides these, tests carry @pytest.mark.slow
 # themselves. What stays in the default run, one case per mechanism:
 #   - smoke runs of configs: default (top-k), bayesian_digits (MC dropout),
-#     coreset_digits (k-center), badge_digits (gradient embeddings),
-#     ll4al_digits (a training extension), vaal_digits (in-select training),
-#     coreset_mnist10k (CNN on MNIST IDX), margin_cifar10 (ResNet, TFDS path);
+#     coreset_digits (k-center), badge_digits and egl_digits (gradients),
+#     forgetting_digits (a training extension), vaal_digits and
+#     uncertain_gcn_digits (networks trained inside select), coreset_mnist10k
+#     (CNN on MNIST-10k), margin_cifar10 (ResNet, TFDS path);
 #   - the 1-vs-8-device check for random, entropy, bald, coreset, badge;
-#   - each strategy module's own tests against NumPy references.
+#   - each strategy module's own tests against NumPy references (their
+#     ResNet-18 / VGG-16 and repeated-shape variants run with -m slow).
 SLOW = (
     # Config smoke runs whose mechanism has a default case above (each 5-60 s of CPU).
     *(f"tests/test_loop.py::test_every_config_runs_smoke[{name}]" for name in (
@@ -32,10 +34,19 @@ SLOW = (
         "entropy_mnist", "forgetting_mnist10k", "grand_mnist10k", "isal_mnist10k",
         "ll4al_mnist10k", "sraal_digits", "sraal_mnist10k", "ta_vaal_digits",
         "ta_vaal_mnist10k", "table_digits", "table_mnist10k", "uncertain_gcn_mnist10k",
-        "vaal_mnist10k", "waal_mnist10k", "badge_cifar10", "coreset_cifar10")),
+        "vaal_mnist10k", "waal_mnist10k", "badge_cifar10", "coreset_cifar10",
+        # Covered by their module's end-to-end / extension tests.
+        "core_gcn_digits", "dfal_digits", "grand_digits", "isal_digits", "ll4al_digits",
+        "waal_digits")),
     # Device checks beyond one per mechanism (all strategies run with -m slow).
     *(f"tests/test_loop.py::test_one_device_and_eight_devices_select_the_same_ids[{s}]"
       for s in ("typiclust", "forgetting", "vaal")),
+    # Model variants: the MLP and one CNN shape stay in the default run.
+    *(f"tests/test_models.py::{t}[{v}]"
+      for t in ("test_views_shapes_and_head_of_embed", "test_mc_masks_do_not_depend_on_the_batch")
+      for v in ("cnn-shape2-kw2", "resnet18-shape3-kw3", "vgg16_bn-shape4-kw4")),
+    "tests/test_models.py::test_conv2d_matches_lax_values_and_gradients[VALID-3-5]",
+    "tests/test_models.py::test_conv2d_matches_lax_values_and_gradients[SAME-4-3]",
     # The array-level API against the runner: every strategy with -m slow.
     *(f"tests/test_api.py::test_same_ids_as_the_runner[{case}]" for case in (
         "least_confidence-", "margin-", "bayesian_lc-", "bayesian_entropy-",
