@@ -20,10 +20,10 @@ import pytest  # noqa: E402
 # themselves. What stays in the default run, one case per mechanism:
 #   - smoke runs of configs: default (top-k), bayesian_digits (MC dropout),
 #     coreset_digits (k-center), badge_digits and egl_digits (gradients),
-#     forgetting_digits (a training extension), vaal_digits and
-#     uncertain_gcn_digits (networks trained inside select), coreset_mnist10k
-#     (CNN on MNIST-10k), margin_cifar10 (ResNet, TFDS path);
-#   - the 1-vs-8-device check for random, entropy, bald, coreset, badge;
+#     forgetting_digits (a training extension), uncertain_gcn_digits (a
+#     network trained inside select), coreset_mnist10k (CNN on MNIST-10k),
+#     margin_cifar10 (ResNet, TFDS path);
+#   - the 1-vs-8-device check of whole runs for random, bald, badge;
 #   - each strategy module's own tests against NumPy references (their
 #     ResNet-18 / VGG-16 and repeated-shape variants run with -m slow).
 SLOW = (
@@ -37,10 +37,20 @@ SLOW = (
         "vaal_mnist10k", "waal_mnist10k", "badge_cifar10", "coreset_cifar10",
         # Covered by their module's end-to-end / extension tests.
         "core_gcn_digits", "dfal_digits", "grand_digits", "isal_digits", "ll4al_digits",
-        "waal_digits")),
+        "waal_digits", "vaal_digits")),
     # Device checks beyond one per mechanism (all strategies run with -m slow).
+    # (entropy's and coreset's selections have their own 1-vs-8 tests in
+    # test_uncertainty.py and test_kcenter.py.)
     *(f"tests/test_loop.py::test_one_device_and_eight_devices_select_the_same_ids[{s}]"
-      for s in ("typiclust", "forgetting", "vaal")),
+      for s in ("typiclust", "forgetting", "vaal", "entropy", "coreset")),
+    # Second cases of one mechanism (each 6-25 s of CPU).
+    "tests/test_multiprocess.py::test_kill_one_process_then_relaunch_resumes",
+    "tests/test_waal.py::test_alpha_zero_trains_exactly_like_cross_entropy_and_the_critic_learns",
+    "tests/test_vaal.py::test_training_decreases_both_losses_and_d_separates_the_sets[sraal]",
+    "tests/test_vaal.py::test_training_decreases_both_losses_and_d_separates_the_sets[ta_vaal]",
+    "tests/test_ll4al.py::test_detached_module_leaves_the_backbone_as_cross_entropy_trains_it",
+    "tests/test_accuracy_benchmark.py::"
+    "test_per_strategy_runs_each_strategy_with_its_own_config_and_the_overrides",
     # Model variants: the MLP and one CNN shape stay in the default run.
     *(f"tests/test_models.py::{t}[{v}]"
       for t in ("test_views_shapes_and_head_of_embed", "test_mc_masks_do_not_depend_on_the_batch")
