@@ -31,7 +31,9 @@ def _help(module, flag_names: str) -> None:
 def _run(args: list[str]) -> None:
   from al_jax import main as run_main  # Defines the --config / --workdir flags.
   _help(run_main, "--config, --workdir, --config.FIELD=VALUE")
-  app.run(run_main.main, argv=args)
+  # main.py's own parser turns a bad --config.X override into one error line.
+  app.run(run_main.main, argv=args,
+          flags_parser=getattr(run_main, "_parse_flags", app.parse_flags_with_usage))
 
 
 def _report(args: list[str]) -> None:
