@@ -15,17 +15,18 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
-# Node ids run only with `-m slow` (an entry ending in "[" or "::" covers
-# every test it prefixes). Besides these, tests carry @pytest.mark.slow
-# themselves. What stays in the default run, one case per mechanism:
-#   - smoke runs of configs: default (top-k), bayesian_digits (MC dropout),
-#     coreset_digits (k-center), badge_digits and egl_digits (gradients),
-#     forgetting_digits (a training extension), uncertain_gcn_digits (a
-#     network trained inside select), coreset_mnist10k (CNN on MNIST-10k),
-#     margin_cifar10 (ResNet, TFDS path);
-#   - the 1-vs-8-device check of whole runs for random, bald, badge;
-#   - each strategy module's own tests against NumPy references (their
-#     ResNet-18 / VGG-16 and repeated-shape variants run with -m slow).
+# Node ids run only with `-m slow` (an entry ending in "[" or "::", or with
+# an unclosed "[", covers every test it prefixes). Besides these, tests carry
+# @pytest.mark.slow themselves. What stays in the default run, one case per
+# mechanism:
+#   - smoke runs of configs: default (top-k), coreset_digits (k-center),
+#     badge_digits and egl_digits (gradients), forgetting_digits (a training
+#     extension), uncertain_gcn_digits (a network trained inside select),
+#     coreset_mnist10k (CNN on MNIST-10k), margin_cifar10 (ResNet, TFDS path);
+#   - the 1-vs-8-device check of whole runs for random, bald (MC dropout), badge;
+#   - each module's own tests against NumPy references (ResNet-18 / VGG-16,
+#     repeated-shape and subprocess variants run with -m slow).
+# Estimated default run: ~630 s of CPU, about 5.5 min with -n 2 on 2 cores.
 SLOW = (
     # Config smoke runs whose mechanism has a default case above (each 5-60 s of CPU).
     *(f"tests/test_loop.py::test_every_config_runs_smoke[{name}]" for name in (
@@ -51,6 +52,21 @@ SLOW = (
     "tests/test_ll4al.py::test_detached_module_leaves_the_backbone_as_cross_entropy_trains_it",
     "tests/test_accuracy_benchmark.py::"
     "test_per_strategy_runs_each_strategy_with_its_own_config_and_the_overrides",
+    "tests/test_loop.py::test_resume_after_a_kill_gives_the_same_ids[True]",
+    "tests/test_loop.py::test_every_config_runs_smoke[bayesian_digits]",  # = device [bald]
+    "tests/test_models.py::test_mc_masks_do_not_depend_on_the_batch[cnn-shape1-kw1]",
+    # Subprocess variants; in-process tests of the same rule stay (test_faults.py).
+    "tests/test_faults.py::test_kill_at_random_points_resumes_to_the_same_ids",
+    "tests/test_faults.py::test_second_run_into_a_busy_workdir_fails_at_once_naming_the_holder",
+    "tests/test_faults.py::test_cli_bad_value_is_one_error_line_and_writes_nothing[args1",
+    "tests/test_faults.py::test_cli_bad_value_is_one_error_line_and_writes_nothing[args2",
+    "tests/test_faults.py::"
+    "test_huge_learning_rate_stops_every_optimizer_and_the_fix_reuses_the_workdir[adamw]",
+    "tests/test_faults.py::"
+    "test_huge_learning_rate_stops_every_optimizer_and_the_fix_reuses_the_workdir[sgd]",
+    "tests/test_precision.py::test_uint8_pool_run_selects_like_the_float_pool",
+    # Runs every section of benchmarks/device_check.py --tiny (minutes of CPU).
+    "tests/test_device_check.py::test_tiny_device_check_writes_every_section",
     # Model variants: the MLP and one CNN shape stay in the default run.
     *(f"tests/test_models.py::{t}[{v}]"
       for t in ("test_views_shapes_and_head_of_embed", "test_mc_masks_do_not_depend_on_the_batch")
@@ -67,7 +83,9 @@ SLOW = (
 
 
 def _is_slow(nodeid: str) -> bool:
-  return any(nodeid == s or (s.endswith(("[", "::")) and nodeid.startswith(s)) for s in SLOW)
+  # An entry without "]" after its "[" is a prefix of parametrised ids.
+  return any(nodeid == s or (s.endswith(("[", "::")) or ("[" in s and not s.endswith("]")))
+             and nodeid.startswith(s) for s in SLOW)
 
 
 def pytest_configure(config):
