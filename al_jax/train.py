@@ -226,11 +226,13 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
                                                   sharding.replicated(mesh))
     loss = acc = float("nan")
     guard = DivergenceGuard(cfg)
-    bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
+    # Counts epochs whose results are in (see _check_epoch), so the counter
+    # never runs ahead of training.
+    bar = tqdm(total=epochs, desc="train", leave=False, disable=not show)
     # Epoch e's flags are read on the host only after epoch e + 1 is queued:
     # reading them at once would idle an accelerator between epochs.
     pending = None
-    for e in bar:
+    for e in range(epochs):
       params, rest, opt_state, ext, loss, acc, bad, first = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
@@ -242,6 +244,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       pending = (e, loss, acc, bad, first)
     if pending is not None:
       _check_epoch(guard, epochs, *pending, bar if show else None)
+    bar.close()
     if ext_def.after_fit is not None:
       if validation is not None:  # Held-out labelled rows (al.validation_size), e.g. ISAL's v.
         ext = {**ext, "validation": validation}
@@ -300,7 +303,8 @@ def _check_epoch(guard, epochs, e, loss, acc, bad, first, bar) -> None:
   loss, acc, bad, first = (float(v) for v in jax.device_get((loss, acc, bad, first)))
   guard.check(e, epochs, loss, bad, first)
   if bar is not None:
-    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
+    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", refresh=False)
+    bar.update(1)
 
 
 def weighted_mean(values: jax.Array, w: jax.Array) -> jax.Array:
