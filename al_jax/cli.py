@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(0 if argv else 2)
   if argv[0] not in COMMANDS:
     sys.exit(f"error: unknown command '{argv[0]}'; known: {sorted(COMMANDS)}\n\n{USAGE}")
-  # Configs import their neighbours (`from configs.default import ...`): make
+  # Configs import their shared module (`from configs.common import ...`): make
   # the current folder importable, as `python -m al_jax.main` does.
   if os.getcwd() not in sys.path:
     sys.path.insert(0, os.getcwd())
