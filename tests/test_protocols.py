@@ -145,6 +145,8 @@ def test_smoke_configs_load():
 
 def fmt(v) -> str:
   if isinstance(v, dict):
+    if set(v) == {"kind"}:
+      return v["kind"]
     if v.get("kind") == "multistep":
       return f"multistep x{v['factor']} at {v['unit']}s {v['milestones']}"
     return ", ".join(f"{k}={fmt(x)}" for k, x in v.items())
@@ -162,6 +164,8 @@ def render() -> str:
          "|---" * (len(SUMMARY) + 1) + "|"]
   for name, row in ROWS.items():
     vals = {f["path"]: fmt(f["value"]) for f in row["fields"]}
+    if "train.min_steps" in vals:  # a fixed step count rather than epochs
+      vals["train.num_epochs"] += f" (>= {vals['train.min_steps']} steps)"
     out.append(f"| `{name}` | "
                + " | ".join(vals.get(p, "-") for p in SUMMARY) + " |")
   out.append("")
