@@ -202,7 +202,7 @@ def run(config, workdir: str) -> dict:
   warm = bool(al.warm_start)
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
-  params = rest = None
+  params = rest = ext = None
 
   last = ckpt.latest_round()
   if last is None:
@@ -233,8 +233,11 @@ def run(config, workdir: str) -> dict:
       params, rest = init_fn(keys.init)
     t0 = time.perf_counter()
     lab_dev = sharding.shard_rows(mesh, labelled)
+    # Warm start carries an extension's trained networks too (LL4AL's loss
+    # module); not checkpointed: a resumed run restarts them (follow-up).
+    carry = ext.get("params") if warm and isinstance(ext, dict) else None
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
-                             show=writer and config.get("progress", True))
+                             show=writer and config.get("progress", True), ext_params=carry)
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
     m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}
