@@ -285,9 +285,11 @@ def main():
   ap.add_argument("--models", default="mlp,cnn")
   ap.add_argument("--scores", default="egl,grand,isal")
   ap.add_argument("--batch", type=int, default=500, help="score batch (rows)")
-  ap.add_argument("--torch_chunk", type=int, default=100)
-  ap.add_argument("--max_rows", default="taps=10000,vmap(grad)=1000,loop=200,torch.func=1000",
-                  help="rows actually timed per method (rates are per example)")
+  ap.add_argument("--torch_chunk", type=int, default=50)
+  ap.add_argument("--max_rows", default="vmap(grad)=1000,loop=200,torch.func=1000,"
+                  "cnn/taps=1000,cnn/vmap(grad)=500,cnn/loop=100,cnn/torch.func=500",
+                  help="rows actually timed per method or model/method (rates are per "
+                  "example); unlisted: all N")
   ap.add_argument("--badge_sizes", default="",
                   help="also time BADGE selection at these N (comma list; needs "
                   "scikit-activeml for its column)")
@@ -322,7 +324,7 @@ def main():
           continue  # ISAL: taps vs today's single jvp only
         if m == "torch.func" and not have_torch:
           continue
-        rows = min(args.n, int(max_rows.get(m, args.n)))
+        rows = min(args.n, int(max_rows.get(f"{model}/{m}", max_rows.get(m, args.n))))
         if m not in ("loop", "torch.func"):
           rows = max(args.batch, rows - rows % args.batch)
         r = _run_cell(model, score, "vmap" if m == "vmap(grad)" else m, rows, args)
