@@ -41,6 +41,7 @@ _ORIG_LINEAR = nnx.Linear.__call__
 _ORIG_CONV = nnx.Conv.__call__
 _ORIG_BN = nnx.BatchNorm.__call__
 _ORIG_CONV2D = conv_mod.conv2d
+_ORIG_MERGE = nnx.merge
 _LOCK = threading.RLock()
 _ACTIVE: list = []  # the recorder of the trace in progress (a stack of one)
 _WARNED: set = set()
@@ -61,6 +62,7 @@ class Recorder:
 
   def __init__(self, ids=None, plan=None, eps=None):
     self.ids, self.plan, self.eps = ids, plan, eps
+    self.num_leaves = len(ids) if ids else 0
     self.specs, self.acts, self.n, self.k = [], [], 0, 0
 
   def call(self, kind, values, meta, act_fn, y):
@@ -152,12 +154,24 @@ def _conv2d(x, w, padding="VALID"):
   return rec.call("conv", (w, None), meta, lambda: x, y)
 
 
+def _merge(graphdef, state, *states, **kw):
+  # A wrapper such as precision.with_compute_dtype casts the params before
+  # nnx.merge, so the layers hold the cast leaves: the params State handed to
+  # merge (same tree, same leaf order) identifies them too.
+  rec = _rec()
+  if rec is not None and rec.ids is not None:
+    leaves = jax.tree.leaves(state)
+    if len(leaves) == rec.num_leaves:
+      rec.ids.update({id(v): i for i, v in enumerate(leaves)})
+  return _ORIG_MERGE(graphdef, state, *states, **kw)
+
+
 @contextlib.contextmanager
 def intercept(rec: Recorder):
   """Routes the known layer calls through `rec` while the block runs."""
   with _LOCK:
     patched = [(nnx.Linear, "__call__", _linear), (nnx.Conv, "__call__", _conv),
-               (nnx.BatchNorm, "__call__", _bn)]
+               (nnx.BatchNorm, "__call__", _bn), (nnx, "merge", _merge)]
     # conv2d is imported by name (`from al_jax.models.conv import conv2d`).
     patched += [(m, "conv2d", _conv2d) for m in list(sys.modules.values())
                 if getattr(m, "conv2d", None) is _ORIG_CONV2D]
