@@ -191,3 +191,15 @@ def test_projections_preserve_inner_products_within_the_sketch_error():
   # And the sketch is informative: a wrong one (independent seeds per row)
   # would not correlate with the true Gram matrix.
   assert np.corrcoef((pg @ pg.T).ravel(), (g @ g.T).ravel())[0, 1] > 0.9
+
+
+def test_bfloat16_compute_keeps_the_layers_tapped():
+  from al_jax import precision
+  fns, params, rest, x, y = _model("cnn")
+  fb = precision.with_compute_dtype(fns, "bfloat16")
+  _, untapped = taps.discover(fb, params, rest, x[:1])
+  names = taps.leaf_names(params)
+  assert [names[i] for i in untapped] == ["conv1.bias", "conv2.bias"]  # as in float32
+  got = jax.jit(lambda p: per_example.tap_grad_norms(fb, p, rest, x, y))(params)
+  ref = per_example.grad_norms(fb, params, rest, x, y, 4)
+  np.testing.assert_allclose(got, ref, rtol=5e-2)  # both bfloat16 networks
