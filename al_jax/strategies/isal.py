@@ -127,7 +127,8 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
     val_size: at most this many labelled rows form the validation loss.
     cg_iters: conjugate-gradient iterations.
     dot: how g_u . s_test is computed for the pool: "jvp" (one forward-mode
-      pass; the faster one in benchmarks/gradient_speed.py) or "taps".
+      pass; 2.8x faster than the taps on the MLP) or "taps" (layer taps;
+      1.3x faster than jvp on the Gal CNN; benchmarks/README.md).
   """
   if dot not in DOTS:
     raise ValueError(f"isal dot must be one of {list(DOTS)}, got {dot!r}")
