@@ -69,7 +69,8 @@ def test_loss_dot_equals_jvp(model):
   np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * float(jnp.max(jnp.abs(ref))))
 
 
-@pytest.mark.parametrize("name", ["mlp", "resnet18"])
+@pytest.mark.parametrize("name", ["mlp", "resnet18", pytest.param("cnn", marks=pytest.mark.slow),
+                                  pytest.param("vgg16_bn", marks=pytest.mark.slow)])
 def test_one_and_eight_devices_agree(devices, name):
   fns, params, rest, x, y = _model(name, n=14, pad=2)  # 16 rows over 8 devices
   mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),

@@ -43,7 +43,9 @@ _ORIG_BN = nnx.BatchNorm.__call__
 _ORIG_CONV2D = conv_mod.conv2d
 _ORIG_MERGE = nnx.merge
 _LOCK = threading.RLock()
-_ACTIVE: list = []  # the recorder of the trace in progress (a stack of one)
+# The recorder of the trace in progress, per thread: a thread tracing some
+# other model while the layer classes are patched calls the originals.
+_LOCAL = threading.local()
 _WARNED: set = set()
 
 
@@ -85,7 +87,8 @@ class Recorder:
 
 
 def _rec():
-  return _ACTIVE[-1] if _ACTIVE else None
+  stack = getattr(_LOCAL, "stack", None)
+  return stack[-1] if stack else None
 
 
 def _linear(self, inputs, out_sharding=None):
@@ -178,11 +181,11 @@ def intercept(rec: Recorder):
     saved = [(o, n, getattr(o, n)) for o, n, _ in patched]
     for o, n, f in patched:
       setattr(o, n, f)
-    _ACTIVE.append(rec)
+    _LOCAL.stack = getattr(_LOCAL, "stack", []) + [rec]
     try:
       yield rec
     finally:
-      _ACTIVE.pop()
+      _LOCAL.stack = _LOCAL.stack[:-1]
       for o, n, f in saved:
         setattr(o, n, f)
 
