@@ -100,9 +100,12 @@ def augment(x: jax.Array, key, kind: str) -> jax.Array:
 
 def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtension | None = None,
              preprocess: Callable | None = None):
-  """Returns fit(params, rest, x, y, labelled, key, show=False) -> (params, rest, ext, TrainInfo).
+  """Returns fit(params, rest, x, y, labelled, key, show=False, validation=None)
+  -> (params, rest, ext, TrainInfo).
 
-  x, y: the whole padded pool (device arrays); labelled: [N_pad] bool.
+  x, y: the whole padded pool (device arrays); labelled: [N_pad] bool, the
+  rows trained on. validation: optional [N_pad] bool of held-out labelled
+  rows, never trained on; `after_fit` finds it in ext["validation"].
   preprocess: x -> float input, applied inside the jitted epoch to each
   gathered batch (a uint8 pool's `data.normalizer`); None: x is used as is.
   `ext` is the extension's final state (None without an extension).
@@ -189,7 +192,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     after_fit = jax.jit(lambda params, rest, ext, x, y, labelled: ext_def.after_fit(
         params, rest, ext, prep(x), y, labelled))
 
-  def fit(params, rest, x, y, labelled, key, show: bool = False):
+  def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None):
     n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
     if n_lab == 0:
       raise ValueError("Cannot train on an empty labelled set")
@@ -206,11 +209,13 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
                                                   sharding.replicated(mesh))
     loss = acc = float("nan")
     guard = DivergenceGuard(cfg)
-    bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
+    # Counts epochs whose results are in (see _check_epoch), so the counter
+    # never runs ahead of training.
+    bar = tqdm(total=epochs, desc="train", leave=False, disable=not show)
     # Epoch e's flags are read on the host only after epoch e + 1 is queued:
     # reading them at once would idle an accelerator between epochs.
     pending = None
-    for e in bar:
+    for e in range(epochs):
       params, rest, opt_state, ext, loss, acc, bad, first = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
@@ -220,7 +225,10 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       pending = (e, loss, acc, bad, first)
     if pending is not None:
       _check_epoch(guard, epochs, *pending, bar if show else None)
+    bar.close()
     if ext_def.after_fit is not None:
+      if validation is not None:  # Held-out labelled rows (al.validation_size), e.g. ISAL's v.
+        ext = {**ext, "validation": validation}
       ext = after_fit(params, rest, ext, x, y, labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
     return params, rest, (ext if extension is not None else None), info
@@ -276,7 +284,8 @@ def _check_epoch(guard, epochs, e, loss, acc, bad, first, bar) -> None:
   loss, acc, bad, first = (float(v) for v in jax.device_get((loss, acc, bad, first)))
   guard.check(e, epochs, loss, bad, first)
   if bar is not None:
-    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
+    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", refresh=False)
+    bar.update(1)
 
 
 def weighted_mean(values: jax.Array, w: jax.Array) -> jax.Array:

@@ -2,7 +2,7 @@
 
   python -m al_jax.main --config configs/default.py --workdir /tmp/al_default
 
-1,347-image pool / 450 test images, 20 initial labels + 15 rounds of 20.
+1,350-image pool / 447 test images, 20 initial labels + 15 rounds of 20.
 Runs offline in well under a minute on 2 CPU cores. `:smoke` shrinks any
 config for tests.
 """
@@ -29,7 +29,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(hidden=(128,), dropout=0.0))
   c.al = ml_collections.ConfigDict(dict(
       initial_size=20, query_size=20, num_rounds=15, warm_start=False,
-      initial_balanced=False, subset_size=0))
+      initial_balanced=False, subset_size=0, validation_size=0))
   c.strategy = ml_collections.ConfigDict(dict(name="entropy", kw=ml_collections.ConfigDict()))
   c.score = ml_collections.ConfigDict(dict(batch_size=512, microbatch_size=64))
   c.train = ml_collections.ConfigDict(dict(
