@@ -289,6 +289,7 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
   warm = bool(al.warm_start)
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
+  ext = None  # the extension's state: warm start carries its trained params
 
   initial = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
                              pool.valid, int(al.initial_size),
@@ -327,8 +328,11 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
       params, rest = init_fn(keys.init)
     t0 = time.perf_counter()
     lab_dev = sharding.shard_rows(mesh, labelled & ~held_out)
+    # Warm start carries an extension's trained networks too (LL4AL's loss
+    # module); not checkpointed: a resumed run restarts them (follow-up).
+    carry = ext.get("params") if warm and isinstance(ext, dict) else None
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
-                                  show=bars, validation=held_dev)
+                                  show=bars, validation=held_dev, ext_params=carry)
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
     m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}

@@ -39,6 +39,9 @@ class TrainExtension(NamedTuple):
       counts from per-example correctness).
   after_fit(params, rest, ext, x, y, labelled) -> ext
       runs once, jitted, after the last epoch (e.g. ISAL's s_test).
+  long_epoch: an epoch runs over the longer of the labelled and unlabelled
+      rows, cycling the labelled ones (each counted): WAAL's reference zips
+      its two loaders to the longer one (cjshui/WAAL dataset_WA.py:89-93).
   """
   init: Callable
   loss: Callable | None = None
@@ -47,6 +50,7 @@ class TrainExtension(NamedTuple):
   after_epoch: Callable | None = None
   needs_unlabelled: bool = False
   after_fit: Callable | None = None
+  long_epoch: bool = False
 
 
 class TrainInfo(NamedTuple):
@@ -155,8 +159,9 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     n_lab = jnp.sum(labelled)
     # Labelled rows first, in random order.
     order = jnp.argsort(jnp.where(labelled, jax.random.uniform(k_perm, labelled.shape), 2.0))
-    steps = (n_lab + bsz - 1) // bsz
     unl_p = (~labelled).astype(jnp.float32)  # padding rows are never sampled: see below
+    n_rows = jnp.maximum(n_lab, jnp.sum(unl_p * (y >= 0))) if ext_def.long_epoch else n_lab
+    steps = (n_rows.astype(jnp.int32) + bsz - 1) // bsz
     # Scheduled optimisers (the model's, a strategy's auxiliary ones) learn the
     # round's length here, traced: no recompile per round.
     opt_state, ext = schedules.set_round((opt_state, ext), total_steps, steps)
@@ -169,7 +174,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       k_aug, k_drop, k_unl, k_ext = jax.random.split(k, 4)
       batch = {"x": jax.lax.with_sharding_constraint(
                    augment(prep(x[idx]), k_aug, augment_kind), batch_sharding),
-               "y": y[idx], "w": (j < n_lab).astype(jnp.float32)}
+               "y": y[idx], "w": (j < n_rows).astype(jnp.float32)}
       if ext_def.needs_unlabelled:
         p = unl_p * (y >= 0)  # y = -1 marks padding rows.
         idx_u = jax.random.choice(k_unl, y.shape[0], (bsz,), p=p / jnp.maximum(p.sum(), 1.0))
@@ -209,15 +214,25 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     after_fit = jax.jit(lambda params, rest, ext, x, y, labelled: ext_def.after_fit(
         params, rest, ext, prep(x), y, labelled))
 
-  def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None):
+  def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None,
+          ext_params=None):
+    """ext_params: the extension's "params" to start from (warm start), else fresh."""
     n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
     if n_lab == 0:
       raise ValueError("Cannot train on an empty labelled set")
-    steps_per_epoch = math.ceil(n_lab / bsz)
+    n_rows = n_lab
+    if ext_def.long_epoch:
+      n_rows = max(n_lab, int(jnp.sum(~labelled & (y >= 0))))
+    steps_per_epoch = math.ceil(n_rows / bsz)
     epochs = max(int(cfg.num_epochs), math.ceil(cfg.get("min_steps", 0) / steps_per_epoch))
     opt_state = tx.init(params)
     k_ext, key = jax.random.split(key)
     ext = ext_def.init(k_ext, params, rest, int(np.shape(labelled)[0]))
+    if ext_params is not None and "params" in ext:
+      # Warm start (LL4AL's reference keeps its loss module across cycles);
+      # the optimiser state starts afresh, as the reference rebuilds it.
+      ext = {k: v for k, v in ext.items() if k != "opt"}
+      ext["params"] = ext_params
     if "params" in ext and "opt" not in ext:
       ext = {**ext, "opt": ext_def.tx.init(ext["params"])}
     # Same input shardings for every call (fresh inits come uncommitted), so

@@ -33,6 +33,21 @@ def _is_num(v) -> bool:
   return (isinstance(v, (int, float)) and not isinstance(v, bool)) and math.isfinite(v)
 
 
+def _schedule_ok(v) -> bool:
+  from al_jax import schedules  # Lazy: jax stays out of plain config checks until needed.
+  if not hasattr(v, "get"):
+    return False
+  try:
+    schedules.make(v, 1.0)
+  except (ValueError, TypeError):
+    return False
+  return True
+
+
+SCHEDULE = ("a schedule dict as train.schedule (al_jax/schedules.py: name, milestones, unit, "
+            "factor, alpha, warmup)", _schedule_ok)
+
+
 def optional(rule):
   """`rule`, or None (the field's 'off' value)."""
   phrase, ok = rule
@@ -87,7 +102,10 @@ KW_FIELDS = {
     **{k: NONNEG for k in ("adversary_weight", "ce_weight", "gp_weight", "loss_weight",
                            "recon_weight", "weight", "damping", "weight_decay")},
     "samples_per_pass": optional(INT_GE1),
-    "dropout": PROB,
+    "dropout": PROB, "critic_dropout": PROB,
+    "k": INT_GE1, "seed": INT_GE0, "depth": INT_GE1, "overshoot": NONNEG,
+    # Auxiliary optimisers' schedules (al_jax/schedules.py), None = constant.
+    **{k: optional(SCHEDULE) for k in ("schedule", "module_schedule", "critic_schedule")},
 }
 
 

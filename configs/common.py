@@ -228,3 +228,18 @@ def merge(*entries: dict) -> dict:
     for k, v in e.items():
       out[k] = {**out.get(k, {}), **v} if k in ("kw", "smoke") else v
   return out
+
+
+def multistep(milestones, unit: str = "epochs", factor: float = 0.1) -> dict:
+  """A multistep schedule dict (al_jax/schedules.py), for train.schedule or a strategy kw."""
+  return dict(name="multistep", milestones=tuple(milestones), unit=unit, factor=factor,
+              alpha=0.0, warmup=0)
+
+
+def train_schedule(schedule: dict) -> dict:
+  """`schedule` as {dotted path: value} entries for config.train.schedule."""
+  return {f"train.schedule.{k}": v for k, v in schedule.items()}
+
+
+# The LL4AL / TA-VAAL / GCNAL reference scripts' MultiStepLR (MILESTONES = [160, 240]).
+MILESTONES_160_240 = multistep((160, 240))

@@ -3,14 +3,22 @@
   python -m al_jax.main --config configs/core_gcn_cifar10.py --workdir /tmp/al_core_gcn_cifar \
       --config.data.data_dir=~/tensorflow_datasets
 
-configs/common.py cifar10() (ResNet-18, SGD 0.1, 200 epochs); each round's
-graph holds the labelled rows plus a random subset of 10,000 unlabelled
-images (dense adjacency of up to 21,000^2 floats, 1.8 GB: meant for a
-GPU/TPU). The GCN keeps its factory defaults. `:smoke` shrinks it for CPU tests.
+ResNet-18, 1,000 initial labels + 9 rounds of 1,000 (to 10,000 labels); each round's graph
+holds the labelled rows plus a random subset of 10,000 unlabelled images
+(dense adjacency of up to 21,000^2 floats, 1.8 GB: meant for a GPU/TPU).
+SGD 0.1 / momentum 0.9 / wd 5e-4, batch 128, 200 epochs, learning rate / 10
+at epoch 160 (razvancaramalau/Sequential-GCN-for-Active-Learning config.py;
+every value and its source: docs/protocols.md). Needs CIFAR-10
+prepared in array_record format (README, "Datasets"). `:smoke` shrinks it
+(and the network) for CPU tests.
 """
 
-from configs.common import SUBSET_CIFAR10, cifar10_config
+from configs.common import MILESTONES_160_240, SUBSET_CIFAR10, cifar10_config, train_schedule
+
+PROTOCOL = {"al.num_rounds": 9, **train_schedule(MILESTONES_160_240),
+            "kw": dict(hidden=128, dropout=0.3, lam=1.2, lr=1e-3, weight_decay=5e-4,
+                       num_steps=200, block=256)}
 
 
 def get_config(arg: str | None = None):
-  return cifar10_config(arg, ("core_gcn",), SUBSET_CIFAR10)
+  return cifar10_config(arg, ("core_gcn",), SUBSET_CIFAR10, PROTOCOL)

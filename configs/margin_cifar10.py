@@ -1,14 +1,20 @@
-"""Margin sampling on CIFAR-10 with ResNet-18: 1,000 initial + 10 x 1,000.
+"""Margin sampling on CIFAR-10 under the Sequential-GCN protocol (Caramalau et al. 2021).
 
   python -m al_jax.main --config configs/margin_cifar10.py --workdir /tmp/al_cifar \
       --config.data.data_dir=~/tensorflow_datasets
 
-configs/common.py cifar10() with Nesterov momentum and 100 epochs; meant for
-a GPU/TPU. `:smoke` shrinks it (and the network) for CPU tests.
+Margin sampling has no deep CIFAR-10 protocol of its own; it runs the
+ResNet-18 re-run protocol of razvancaramalau/Sequential-GCN-for-Active-Learning
+(1,000 initial + 9 rounds of 1,000, a random 10,000-image candidate subset,
+SGD 0.1 / momentum 0.9 / wd 5e-4, batch 128, 200 epochs, milestones [160,
+240]), the baseline protocol of uncertain_gcn_cifar10.py. Sources:
+docs/protocols.md. Needs CIFAR-10 prepared in array_record format (README, "Datasets"); meant
+for a GPU/TPU. `:smoke` shrinks it (and the network) for CPU tests.
 """
 
-from configs.common import CIFAR10_100_EPOCHS, cifar10_config
+from configs.common import MILESTONES_160_240, SUBSET_CIFAR10, cifar10_config, train_schedule
 
 
 def get_config(arg: str | None = None):
-  return cifar10_config(arg, ("margin",), CIFAR10_100_EPOCHS)
+  return cifar10_config(arg, ("margin",), SUBSET_CIFAR10,
+                        {"al.num_rounds": 9, **train_schedule(MILESTONES_160_240)})

@@ -1,16 +1,25 @@
-"""UncertainGCN (Caramalau et al. 2021) on CIFAR-10 with ResNet-18, the paper's protocol.
+"""UncertainGCN on CIFAR-10, the paper's protocol (Caramalau et al. 2021).
 
   python -m al_jax.main --config configs/uncertain_gcn_cifar10.py \
-      --workdir /tmp/al_uncertain_gcn_cifar --config.data.data_dir=~/tensorflow_datasets
+      --workdir /tmp/al_uncertain_gcn_cifar \
+      --config.data.data_dir=~/tensorflow_datasets
 
-The shared cifar10() protocol of configs/common.py; the graph of each round
-is built over the labelled rows and 10,000 random unlabelled images, and
-the query takes the unlabelled nodes whose GCN confidence is closest to
-s_margin (factory defaults throughout). Meant for a GPU/TPU.
+ResNet-18, 1,000 initial labels + 9 rounds of 1,000 (to 10,000 labels); each round's graph
+holds the labelled rows plus a random subset of 10,000 unlabelled images
+(dense adjacency of up to 21,000^2 floats, 1.8 GB: meant for a GPU/TPU).
+SGD 0.1 / momentum 0.9 / wd 5e-4, batch 128, 200 epochs, learning rate / 10
+at epoch 160 (razvancaramalau/Sequential-GCN-for-Active-Learning config.py;
+every value and its source: docs/protocols.md). Needs CIFAR-10
+prepared in array_record format (README, "Datasets"). `:smoke` shrinks it
+(and the network) for CPU tests.
 """
 
-from configs.common import SUBSET_CIFAR10, cifar10_config
+from configs.common import MILESTONES_160_240, SUBSET_CIFAR10, cifar10_config, train_schedule
+
+PROTOCOL = {"al.num_rounds": 9, **train_schedule(MILESTONES_160_240),
+            "kw": dict(hidden=128, dropout=0.3, lam=1.2, lr=1e-3, weight_decay=5e-4,
+                       num_steps=200, s_margin=0.1)}
 
 
 def get_config(arg: str | None = None):
-  return cifar10_config(arg, ("uncertain_gcn",), SUBSET_CIFAR10)
+  return cifar10_config(arg, ("uncertain_gcn",), SUBSET_CIFAR10, PROTOCOL)

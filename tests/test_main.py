@@ -39,16 +39,18 @@ def test_strategy_kw_override_for_a_strategy_named_on_the_command_line(tmp_path)
             "--config.strategy.name=badge", "--config.strategy.kw.bias=True",
             "--config.al.num_rounds=1")
   assert res.returncode == 0, res.stderr
+  from al_jax.config_utils import factory_kw
   assert json.loads((w / "config.json").read_text())["strategy"] == {
-      "name": "badge", "kw": {"bias": True}}
+      "name": "badge", "kw": {**factory_kw("badge"), "bias": True}}
 
 
 def test_unknown_strategy_keyword_or_field_is_one_line(tmp_path):
+  from al_jax.config_utils import factory_kw
   w = tmp_path / "w"
   for flag, message in (
       ("--config.strategy.kw.biass=True",
        "error: --config.strategy.kw.biass: the config has no field 'strategy.kw.biass'; "
-       "strategy 'badge' accepts ['bias']"),
+       f"strategy 'badge' accepts {list(factory_kw('badge'))}"),
       ("--config.al.num_round=3",
        "error: --config.al.num_round: the config has no field 'al.num_round'")):
     res = run("--config", "configs/default.py:smoke", "--workdir", str(w),

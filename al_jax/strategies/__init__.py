@@ -11,7 +11,7 @@ from al_jax.strategies import baselines, diversity, uncertainty
 from al_jax.strategies import cluster_margin, probcover, typiclust
 from al_jax.strategies import alfa_mix, dfal, waal
 from al_jax.strategies import batchbald, bayesian
-from al_jax.strategies import data_diet, forgetting, gradient, isal
+from al_jax.strategies import data_diet, forgetting, gradient, isal, tracin
 from al_jax.strategies import gcn, ll4al, vaal
 from al_jax.strategies.base import PoolView, Strategy
 
@@ -43,6 +43,7 @@ STRATEGIES: dict[str, Callable[..., Strategy]] = {
     "el2n": data_diet.el2n,
     "forgetting": forgetting.forgetting,
     "isal": isal.isal,
+    "tracin": tracin.tracin,
     "ll4al": ll4al.ll4al,
     "uncertain_gcn": gcn.uncertain_gcn,
     "core_gcn": gcn.core_gcn,

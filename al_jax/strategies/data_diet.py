@@ -33,8 +33,12 @@ def el2n_scores(fns, params, rest, x, y) -> jax.Array:
   return jnp.linalg.norm(p - jax.nn.one_hot(y, p.shape[-1], dtype=p.dtype), axis=-1)
 
 
-def grand_scores(fns, params, rest, x, y, microbatch_size: int = 16) -> jax.Array:
-  """[B] ||grad_theta CE(f(x), y)||_2 over all parameters."""
+def grand_scores(fns, params, rest, x, y, microbatch_size: int = 16,
+                 path: str = "taps") -> jax.Array:
+  """[B] ||grad_theta CE(f(x), y)||_2 over all parameters: by layer taps
+  (path="taps", one forward + one backward pass) or vmap(grad) ("vmap")."""
+  if path == "taps":
+    return per_example.tap_grad_norms(fns, params, rest, x, y)
   return per_example.grad_norms(fns, params, rest, x, y, microbatch_size)
 
 
@@ -74,20 +78,25 @@ def _strategy(fns, score_fn, at, num_inits) -> Strategy:
 
 
 def grand(fns, *, at: str = "trained", num_inits: int = 1,
-          microbatch_size: int = 16) -> Strategy:
+          microbatch_size: int = 16, path: str = "taps") -> Strategy:
   """GraNd with predicted labels, top-k.
 
   Args:
     fns: the model's `models.Functional`.
     at: "trained" (current model) or "init" (fresh initialisations).
     num_inits: initialisations averaged when at="init".
-    microbatch_size: examples per vmap(grad) microbatch.
+    microbatch_size: examples per vmap(grad) microbatch (path="vmap").
+    path: "taps" (layer taps, the default) or "vmap" (vmap(grad), the
+      reference); the scores agree to float error.
   """
   _check("grand", at, num_inits)
   if microbatch_size < 1:
     raise ValueError(f"grand microbatch_size must be >= 1, got {microbatch_size}")
-  return _strategy(fns, lambda p, r, x, y: grand_scores(fns, p, r, x, y, microbatch_size),
-                   at, num_inits)
+  if path not in per_example.PATHS:
+    raise ValueError(f"grand path must be one of {list(per_example.PATHS)}, got {path!r}")
+  return _strategy(
+      fns, lambda p, r, x, y: grand_scores(fns, p, r, x, y, microbatch_size, path),
+      at, num_inits)
 
 
 def el2n(fns, *, at: str = "trained", num_inits: int = 1) -> Strategy:

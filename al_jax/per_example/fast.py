@@ -1,0 +1,190 @@
+"""Full-network per-example gradient norms, dot products and projections from
+layer taps: one forward pass, then one backward pass per cotangent.
+
+The cross-entropy gradient w.r.t. the logits of example i for label c is
+q_i = softmax(z_i) - e_c, so per-example parameter gradients are the
+pullback of the [B, C] cotangent q; every function here builds q, pulls it
+back once (C times for `class_grad_norms`, EGL) and reduces each layer with
+`layers`. Memory is O(batch x activations) (plus, for a kernel reduced in
+the "full" form, the batch's small per-example kernel gradients); no
+full-network per-example gradient is ever formed.
+
+The sketch of `projections` is fixed by `seed` and the parameter's leaf
+index: a Khatri-Rao Gaussian sketch (r1 (x) r2 per row) for kernels, a dense
+Gaussian for biases, BatchNorm and untapped parameters, each with
+E[<P g, P h>] = <g, h>; the k rows are summed over layers and scaled by
+1 / sqrt(k). The error of <P g, P h> has standard deviation at most
+3 ||g|| ||h|| / sqrt(k) (fourth moments of Gaussian chaos of order 2).
+"""
+
+import jax
+import jax.numpy as jnp
+
+from al_jax.per_example import layers
+from al_jax.per_example.taps import Forward, forward
+
+
+def _inputs(fwd: Forward) -> list:
+  """Per tapped call: a conv-form input [B, H, W, Ci] (padded; Dense as
+  [B, T, 1, d]) and its output size (Ho, Wo), or BatchNorm's x-hat."""
+  out = []
+  for spec, a in zip([s for s in fwd.plan if s.kind], fwd.acts):
+    if spec.kind == "bn":
+      out.append((a, None))
+    elif fwd.leaves[spec.leaves[0]].ndim == 2:  # Dense: a 1x1 conv over positions
+      t = 1
+      for n in spec.shape[1:-1]:
+        t *= n
+      out.append((a.reshape(a.shape[0], t, 1, a.shape[-1]), (t, 1)))
+    else:
+      out.append((jnp.pad(a[:, 0], ((0, 0),) + spec.meta[2] + ((0, 0),)), spec.shape[1:3]))
+  return out
+
+
+def _parts(fwd: Forward, inputs: list, q):
+  """Per-example gradient pieces for cotangent q: ("kernel", leaf, a, delta,
+  kshape, strides) with conv-form a/delta, or ("full", leaf, g [B, ...])."""
+  deltas, dus = fwd.pull(q.astype(fwd.logits.dtype))
+  parts = []
+  for spec, (a, hw), d in zip([s for s in fwd.plan if s.kind], inputs, deltas):
+    d = d.astype(jnp.float32)
+    if spec.kind == "bn":
+      red = tuple(range(1, d.ndim - 1))
+      scale, bias = spec.leaves
+      if scale is not None:
+        parts.append(("full", scale, jnp.sum(d * a, axis=red)))
+      if bias is not None:
+        parts.append(("full", bias, jnp.sum(d, axis=red)))
+      continue
+    kernel, bias = spec.leaves
+    kshape, strides, _ = spec.meta
+    d_c = d.reshape((d.shape[0],) + tuple(hw) + (d.shape[-1],))
+    parts.append(("kernel", kernel, a, d_c, kshape, strides))
+    if bias is not None:
+      parts.append(("full", bias, jnp.sum(d_c, axis=(1, 2))))
+  for i in fwd.untapped:
+    parts.append(("full", i, dus[i].astype(jnp.float32)))
+  return parts
+
+
+def tapped_kernels(fwd: Forward) -> set:
+  """Leaf indices of the kernels reduced by their taps (sketched Khatri-Rao)."""
+  return {s.leaves[0] for s in fwd.plan if s.kind == "conv"}
+
+
+def _full_sq(g):
+  return jnp.sum(jnp.square(g).reshape(g.shape[0], -1), axis=1)
+
+
+def sq_norm_fn(fwd: Forward):
+  """q [B, C] -> [B] squared gradient norms over all parameters; the
+  delta-independent part of each kernel (its patch Gram) is computed here,
+  once, for any number of cotangents."""
+  inputs = _inputs(fwd)
+  preps = {}
+  for spec, (a, hw) in zip([s for s in fwd.plan if s.kind], inputs):
+    if spec.kind == "conv":
+      kshape, strides, _ = spec.meta
+      form = layers.norm_form(kshape, hw)
+      preps[spec.leaves[0]] = (form, layers.prepare(a, kshape, strides, hw, form))
+
+  def sq(q):
+    total = 0.0
+    for part in _parts(fwd, inputs, q):
+      if part[0] == "full":
+        total = total + _full_sq(part[2])
+      else:
+        _, leaf, _, d, kshape, strides = part
+        form, prep = preps[leaf]
+        total = total + layers.sq_norm(prep, d, kshape, strides, form)
+    return total
+  return sq
+
+
+def _q(logits, y):
+  p = jax.nn.softmax(logits.astype(jnp.float32))
+  return p - jax.nn.one_hot(y, p.shape[-1], dtype=p.dtype)
+
+
+def grad_norms(fns, params, rest, x, y) -> jax.Array:
+  """[B] ||grad_theta CE(x_i, y_i)||_2 over all parameters (GraNd)."""
+  fwd = forward(fns, params, rest, x)
+  return jnp.sqrt(jnp.maximum(sq_norm_fn(fwd)(_q(fwd.logits, y)), 0.0))
+
+
+def class_grad_norms(fns, params, rest, x, with_probs: bool = False):
+  """[B, C] ||grad_theta CE(x_i, c)||_2 for every class c (EGL): one forward
+  pass and C backward passes of the batch, run one after another (lax.map)
+  so memory stays O(batch x activations). with_probs=True also returns the
+  softmax [B, C] of the same forward pass."""
+  fwd = forward(fns, params, rest, x)
+  sq = sq_norm_fn(fwd)
+  p = jax.nn.softmax(fwd.logits.astype(jnp.float32))
+  c = p.shape[-1]
+  norms = jax.lax.map(lambda k: sq(p - jax.nn.one_hot(k, c, dtype=p.dtype)), jnp.arange(c))
+  norms = jnp.sqrt(jnp.maximum(norms.T, 0.0))
+  return (norms, p) if with_probs else norms
+
+
+def loss_dot(fns, params, rest, x, y, v) -> jax.Array:
+  """[B] grad_theta CE(x_i, y_i) . v (ISAL's g_i . s_test) from the taps."""
+  fwd = forward(fns, params, rest, x)
+  vl = jax.tree.leaves(v)
+  total = 0.0
+  for part in _parts(fwd, _inputs(fwd), _q(fwd.logits, y)):
+    if part[0] == "full":
+      g = part[2]
+      total = total + jnp.sum((g * vl[part[1]].astype(jnp.float32)).reshape(g.shape[0], -1), 1)
+    else:
+      _, leaf, a, d, kshape, strides = part
+      total = total + layers.dot(a, d, vl[leaf].reshape(kshape), strides)
+  return total
+
+
+def _sketch(seed: int, leaf: int):
+  return jax.random.fold_in(jax.random.key(seed), leaf)
+
+
+def project_parts(parts, k: int, seed: int) -> jax.Array:
+  """[B, k] sketch of the per-example gradients given as `_parts`."""
+  total = 0.0
+  for part in parts:
+    key = _sketch(seed, part[1])
+    if part[0] == "full":
+      g = part[2].reshape(part[2].shape[0], -1)
+      r = jax.random.normal(key, (g.shape[1], k), jnp.float32)
+      total = total + jnp.dot(g, r, precision=jax.lax.Precision.HIGHEST)
+    else:
+      _, _, a, d, kshape, strides = part
+      k1, k2 = jax.random.split(key)
+      r1 = jax.random.normal(k1, tuple(kshape[:3]) + (k,), jnp.float32)
+      r2 = jax.random.normal(k2, (kshape[3], k), jnp.float32)
+      total = total + layers.project(a, d, r1, r2, strides)
+  return total / jnp.sqrt(float(k))
+
+
+def projections(fns, params, rest, x, y, *, k: int = 512, seed: int = 0) -> jax.Array:
+  """[B, k] seeded random projection of grad_theta CE(x_i, y_i) over all
+  parameters: <P g_i, P g_j> estimates <g_i, g_j> without bias."""
+  fwd = forward(fns, params, rest, x)
+  return project_parts(_parts(fwd, _inputs(fwd), _q(fwd.logits, y)), k, seed)
+
+
+def sketch_reference(grads, kernels: set, *, k: int = 512, seed: int = 0) -> jax.Array:
+  """[k] the sketch of `projections` applied to ONE explicit gradient pytree
+  (the test reference); `kernels` = `tapped_kernels` of the model."""
+  total = 0.0
+  for i, g in enumerate(jax.tree.leaves(grads)):
+    key = _sketch(seed, i)
+    g = g.astype(jnp.float32)
+    if i in kernels:
+      kshape = g.shape if g.ndim == 4 else (1, 1) + g.shape
+      k1, k2 = jax.random.split(key)
+      r1 = jax.random.normal(k1, tuple(kshape[:3]) + (k,), jnp.float32)
+      r2 = jax.random.normal(k2, (kshape[3], k), jnp.float32)
+      total = total + jnp.einsum("Ko,Kj,oj->j", g.reshape(-1, kshape[3]),
+                                 r1.reshape(-1, k), r2, precision=jax.lax.Precision.HIGHEST)
+    else:
+      r = jax.random.normal(key, (g.size, k), jnp.float32)
+      total = total + jnp.dot(g.reshape(-1), r, precision=jax.lax.Precision.HIGHEST)
+  return total / jnp.sqrt(float(k))

@@ -1,0 +1,273 @@
+"""Layer taps: each layer's input a and output cotangent delta from ONE
+forward and ONE backward pass of the batch.
+
+While `fns.apply` is traced inside `intercept`, calls of nnx.Linear,
+nnx.Conv, nnx.BatchNorm and models.conv.conv2d are routed through a recorder
+that (1) notes the layer's input (for BatchNorm: the normalised x-hat) and
+(2) adds a zero-valued perturbation eps to the layer's output. The cotangent
+of eps is then delta = dL/d(output) per example. The models stay plain NNX;
+the interception only lives while our own function is being traced.
+
+Why a per-example vmap around the model: a parameter that no tap covers (an
+unknown layer type, an unsupported setting such as grouped convolution, or a
+bias added outside a tapped call, like the Gal CNN's conv biases) gets one
+broadcast copy per example, and the same backward pass returns its
+per-example gradient: vmap(grad) for that parameter only, never for the
+tapped kernels. Under vmap the model still runs as batched GEMMs/convs.
+
+Which parameter a tap belongs to is found by object identity: nnx.merge puts
+the traced leaves of `params` into the Variables unchanged, so
+`layer.kernel[...]` is the very leaf object. A leaf used by two tapped calls
+(weight sharing) cannot be split per call, so those calls fall back too.
+"""
+
+import contextlib
+import logging
+import sys
+import threading
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from flax.nnx.nn.linear import canonicalize_padding
+
+from al_jax.models import conv as conv_mod
+from al_jax.per_example import layers
+
+log = logging.getLogger(__name__)
+
+_ORIG_LINEAR = nnx.Linear.__call__
+_ORIG_CONV = nnx.Conv.__call__
+_ORIG_BN = nnx.BatchNorm.__call__
+_ORIG_CONV2D = conv_mod.conv2d
+_ORIG_MERGE = nnx.merge
+_LOCK = threading.RLock()
+# The recorder of the trace in progress, per thread: a thread tracing some
+# other model while the layer classes are patched calls the originals.
+_LOCAL = threading.local()
+_WARNED: set = set()
+
+
+class Spec(NamedTuple):
+  """One intercepted call, as found by the discovery trace (static)."""
+  kind: str              # "conv" (Dense is a 1x1 conv), "bn"; "" = not tapped
+  leaves: tuple          # conv: (kernel, bias | None); bn: (scale | None, bias | None)
+  meta: tuple            # conv: (kshape, strides, pads); bn: ()
+  shape: tuple = ()      # the layer output's shape for one example (batch 1)
+  dtype: Any = None
+
+
+class Recorder:
+  """Discovery (eps is None): records Specs. Apply: follows `plan`, records
+  activations and adds eps to the outputs of tapped calls."""
+
+  def __init__(self, ids=None, plan=None, eps=None):
+    self.ids, self.plan, self.eps = ids, plan, eps
+    self.num_leaves = len(ids) if ids else 0
+    self.specs, self.acts, self.n, self.k = [], [], 0, 0
+
+  def call(self, kind, values, meta, act_fn, y):
+    if self.plan is None:  # discovery
+      leaves = tuple(None if v is None else self.ids.get(id(v), -1) for v in values)
+      if kind == "conv":  # the kernel must be a parameter leaf; a bias may be absent
+        ok = leaves[0] is not None and -1 not in leaves
+      else:
+        ok = kind == "bn" and -1 not in leaves and any(l is not None for l in leaves)
+      self.specs.append(Spec(kind if ok else "", leaves, meta, tuple(y.shape), y.dtype))
+      return y
+    spec = self.plan[self.n]
+    self.n += 1
+    if not spec.kind:
+      return y
+    self.acts.append(act_fn())
+    e = self.eps[self.k]
+    self.k += 1
+    return y + e.astype(y.dtype)
+
+
+def _rec():
+  stack = getattr(_LOCAL, "stack", None)
+  return stack[-1] if stack else None
+
+
+def _linear(self, inputs, out_sharding=None):
+  y = _ORIG_LINEAR(self, inputs, out_sharding)
+  rec = _rec()
+  if rec is None:
+    return y
+  din, dout = self.kernel.shape
+  meta = ((1, 1, din, dout), (1, 1), ((0, 0), (0, 0)))
+  bias = self.bias[...] if self.bias is not None else None
+  return rec.call("conv", (self.kernel[...], bias), meta, lambda: inputs, y)
+
+
+def _conv(self, inputs, out_sharding=None):
+  y = _ORIG_CONV(self, inputs, out_sharding)
+  rec = _rec()
+  if rec is None:
+    return y
+  kind, meta = "", ()
+  one = lambda v: v is None or all(int(s) == 1 for s in (v if isinstance(v, (tuple, list))
+                                                        else (v,)))
+  pad = self.padding
+  if (len(self.kernel_size) == 2 and inputs.ndim == 4 and self.feature_group_count == 1
+      and one(self.input_dilation) and one(self.kernel_dilation) and self.mask is None
+      and not (isinstance(pad, str) and pad.upper() in ("CIRCULAR", "CAUSAL"))):
+    s = self.strides if self.strides is not None else 1
+    strides = tuple(s) if isinstance(s, (tuple, list)) else (s, s)
+    pads = canonicalize_padding(pad, 2)
+    if isinstance(pads, str):
+      pads = jax.lax.padtype_to_pads(inputs.shape[1:3], self.kernel_size, strides, pads)
+    kind = "conv"
+    meta = (tuple(self.kernel.shape), strides, tuple(tuple(int(q) for q in p) for p in pads))
+  bias = self.bias[...] if self.bias is not None else None
+  return rec.call(kind, (self.kernel[...], bias), meta, lambda: inputs, y)
+
+
+def _bn(self, x, use_running_average=None, *, mask=None):
+  y = _ORIG_BN(self, x, use_running_average, mask=mask)
+  rec = _rec()
+  if rec is None:
+    return y
+  running = use_running_average if use_running_average is not None else \
+      self.use_running_average
+  axes = self.axis if isinstance(self.axis, (tuple, list)) else (self.axis,)
+  kind = "bn" if (running and mask is None and tuple(a % x.ndim for a in axes)
+                  == (x.ndim - 1,)) else ""
+
+  def xhat():  # what d out / d scale multiplies (flax: (x - mean) rsqrt(var + eps))
+    m, v = self.mean[...].astype(jnp.float32), self.var[...].astype(jnp.float32)
+    return (x.astype(jnp.float32) - m) * jax.lax.rsqrt(v + self.epsilon)
+
+  scale = self.scale[...] if self.scale is not None else None
+  bias = self.bias[...] if self.bias is not None else None
+  return rec.call(kind, (scale, bias), (), xhat, y)
+
+
+def _conv2d(x, w, padding="VALID"):
+  y = _ORIG_CONV2D(x, w, padding)
+  rec = _rec()
+  if rec is None:
+    return y
+  pads = ((0, 0), (0, 0))
+  if padding.upper() == "SAME":
+    pads = (conv_mod.same_padding(w.shape[0]), conv_mod.same_padding(w.shape[1]))
+  meta = (tuple(w.shape), (1, 1), pads)
+  return rec.call("conv", (w, None), meta, lambda: x, y)
+
+
+def _merge(graphdef, state, *states, **kw):
+  # A wrapper such as precision.with_compute_dtype casts the params before
+  # nnx.merge, so the layers hold the cast leaves: the params State handed to
+  # merge (same tree, same leaf order) identifies them too.
+  rec = _rec()
+  if rec is not None and rec.ids is not None:
+    leaves = jax.tree.leaves(state)
+    if len(leaves) == rec.num_leaves:
+      rec.ids.update({id(v): i for i, v in enumerate(leaves)})
+  return _ORIG_MERGE(graphdef, state, *states, **kw)
+
+
+@contextlib.contextmanager
+def intercept(rec: Recorder):
+  """Routes the known layer calls through `rec` while the block runs."""
+  with _LOCK:
+    patched = [(nnx.Linear, "__call__", _linear), (nnx.Conv, "__call__", _conv),
+               (nnx.BatchNorm, "__call__", _bn), (nnx, "merge", _merge)]
+    # conv2d is imported by name (`from al_jax.models.conv import conv2d`).
+    patched += [(m, "conv2d", _conv2d) for m in list(sys.modules.values())
+                if getattr(m, "conv2d", None) is _ORIG_CONV2D]
+    saved = [(o, n, getattr(o, n)) for o, n, _ in patched]
+    for o, n, f in patched:
+      setattr(o, n, f)
+    _LOCAL.stack = getattr(_LOCAL, "stack", []) + [rec]
+    try:
+      yield rec
+    finally:
+      _LOCAL.stack = _LOCAL.stack[:-1]
+      for o, n, f in saved:
+        setattr(o, n, f)
+
+
+def leaf_names(params) -> list[str]:
+  """'conv1.kernel'-style names of params' leaves, in jax.tree.leaves order."""
+  names = []
+  for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]:
+    keys = [str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path]
+    names.append(".".join(k for k in keys if k != "value"))
+  return names
+
+
+def _logits(out):
+  return out[0] if isinstance(out, tuple) else out  # models may return (logits, out)
+
+
+def discover(fns, params, rest, x1):
+  """(plan: tuple[Spec] per intercepted call, untapped leaf indices)."""
+  treedef = jax.tree.structure(params)
+
+  def run(p, r, xi):
+    leaves = jax.tree.leaves(p)
+    rec = Recorder(ids={id(v): i for i, v in enumerate(leaves)})
+    with intercept(rec):
+      fns.apply(p, r, xi)
+    found.extend(rec.specs)
+    return 0
+
+  found: list = []
+  jax.eval_shape(run, params, rest, x1)
+  count: dict = {}
+  for s in found:
+    for leaf in s.leaves:
+      if s.kind and leaf is not None:
+        count[leaf] = count.get(leaf, 0) + 1
+  plan = tuple(s if s.kind and all(count.get(l, 0) == 1 for l in s.leaves if l is not None)
+               else s._replace(kind="") for s in found)
+  covered = {l for s in plan if s.kind for l in s.leaves if l is not None}
+  untapped = tuple(i for i in range(treedef.num_leaves) if i not in covered)
+  if untapped:
+    names = leaf_names(params)
+    msg = ", ".join(names[i] for i in untapped)
+    if msg not in _WARNED:
+      _WARNED.add(msg)
+      big = any(jnp.ndim(jax.tree.leaves(params)[i]) > 1 for i in untapped)
+      (log.warning if big else log.info)(
+          "per_example taps: no tap for %s (a layer type or setting the taps do not know, "
+          "or a parameter used outside its layer call); their per-example gradients use "
+          "vmap(grad)", msg)
+  return plan, untapped
+
+
+class Forward(NamedTuple):
+  """One forward pass with taps. pull(q [B, C]) -> (deltas per tapped call,
+  {leaf: per-example gradient [B, ...]} of the untapped leaves)."""
+  logits: jax.Array
+  pull: Any
+  plan: tuple
+  acts: list
+  untapped: tuple
+  leaves: list
+
+
+def forward(fns, params, rest, x) -> Forward:
+  """The batch's logits and pullback with every known layer tapped (eval mode)."""
+  leaves, treedef = jax.tree.flatten(params)
+  plan, untapped = discover(fns, params, rest, x[:1])
+  b = x.shape[0]
+  eps0 = [jnp.zeros((b,) + s.shape, s.dtype) for s in plan if s.kind]
+  u0 = {i: jnp.broadcast_to(leaves[i], (b,) + leaves[i].shape) for i in untapped}
+
+  def f(eps, u):
+    def one(e, ui, xi):
+      ls = list(leaves)
+      for i, v in ui.items():
+        ls[i] = v
+      rec = Recorder(plan=plan, eps=e)
+      with intercept(rec):
+        out = _logits(fns.apply(jax.tree.unflatten(treedef, ls), rest, xi[None]))
+      return out[0], rec.acts
+    return jax.vmap(one)(eps, u, x)
+
+  logits, pull, acts = jax.vjp(f, eps0, u0, has_aux=True)
+  return Forward(logits, pull, plan, acts, untapped, leaves)
