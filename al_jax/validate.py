@@ -119,6 +119,8 @@ def _get(config, path: str):
 
 
 def _fail(field: str, value, phrase: str):
+  if hasattr(value, "to_dict"):  # a ConfigDict value (a schedule) on one line
+    value = value.to_dict()
   raise ValueError(f"{field} must be {phrase}, got {value!r}; "
                    f"fix it in the config or with --config.{field}=VALUE")
 

@@ -125,3 +125,18 @@ def test_configs_import_only_common_and_the_library():
     for line in open(path):
       m = re.match(r"\s*(?:from|import) (configs\.\w+|configs\b)", line)
       assert m is None or m.group(1) == "configs.common", (path, line)
+
+
+@pytest.mark.parametrize("value,ok", [
+    (None, True), ({"name": "multistep", "milestones": (3,), "unit": "epochs"}, True),
+    ({"name": "multistep", "unit": "weeks"}, False), ({"name": "linear"}, False),
+    ({"name": "cosine", "warmup": -1}, False)])
+def test_auxiliary_schedule_keywords_are_validated(value, ok):
+  from al_jax import validate
+  c = importlib.import_module("configs.ll4al_cifar10").get_config(None)
+  c.strategy.kw.module_schedule = value
+  if ok:
+    validate.check(c)
+  else:
+    with pytest.raises(ValueError, match=r"strategy.kw.module_schedule must be None or a schedule"):
+      validate.check(c)
