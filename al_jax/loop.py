@@ -150,7 +150,7 @@ def setup(config):
   score_bs = -(-score_bs // shards) * shards
   pool = data.make_pool(ds.x_train, ds.y_train, score_bs)
   check_budget(config, pool.size)
-  fns = models.build(config.model_name, ds.x_train.shape[1:], ds.num_classes,
+  fns = models.get(config.model_name, ds.x_train.shape[1:], ds.num_classes,
                      **config.model.to_dict())
   strategy = strategies.get(config.strategy.name, fns, **config.strategy.kw.to_dict())
   return mesh, ds, pool, score_bs, fns, strategy
@@ -181,20 +181,17 @@ def run(config, workdir: str) -> dict:
 
   fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"),
                        strategy.extension)
-  # Strategies with a training extension also see its final state.
-  ext_kw = (lambda ext: {"ext": ext}) if strategy.extension is not None else (lambda ext: {})
   evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh)
   init_fn = models.jit_init(fns, out_shardings=sharding.replicated(mesh))
 
+  # `ext` is the extension's final state, None without an extension.
   @jax.jit
   def score_pool(params, rest, x, key, ext):
     return sharding.map_batches(
-        lambda xb: strategy.score(params, rest, {"x": xb}, key, **ext_kw(ext)), x, score_bs, mesh)
+        lambda xb: strategy.score(params, rest, {"x": xb}, key, ext), x, score_bs, mesh)
 
-  def select_ext(features, view, budget_, key, ext):
-    return strategy.select(features, view, budget_, key, **ext_kw(ext))
-
-  select_fn = jax.jit(select_ext, static_argnums=2) if strategy.jit_select else select_ext
+  select_fn = (jax.jit(strategy.select, static_argnums=2) if strategy.jit_select
+               else strategy.select)
 
   root = jax.random.key(int(config.seed))
   metrics_path = os.path.join(workdir, "metrics.jsonl")

@@ -8,7 +8,7 @@ how many rows are labelled, so nothing recompiles between rounds.
 
 import functools
 import math
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -18,35 +18,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from al_jax import sharding
-
-
-class TrainExtension(NamedTuple):
-  """How a strategy shapes training; every field but `init` is optional.
-
-  The extension's state `ext` is a dict pytree created fresh each round by
-  `init(key, params, rest, num_rows) -> ext` (num_rows = padded pool size).
-  If it holds "params", they are trained with `tx` (state kept in
-  ext["opt"]) from the gradient of `loss`.
-
-  loss(params, rest, ext, batch, key, epoch) -> (loss, (new_rest, logits))
-      replaces the default cross-entropy; differentiated w.r.t. the model
-      params and ext["params"]. batch = {"x", "y", "w"} (w = 0 on wrap-around
-      rows) plus "x_u" (B unlabelled rows) when `needs_unlabelled`.
-  after_step(params, rest, ext, batch, key, epoch) -> ext
-      runs after each model update (e.g. a WAAL critic step).
-  after_epoch(params, rest, ext, x, y, labelled, epoch) -> ext
-      runs after each epoch over the whole padded pool (e.g. forgetting
-      counts from per-example correctness).
-  after_fit(params, rest, ext, x, y, labelled) -> ext
-      runs once, jitted, after the last epoch (e.g. ISAL's s_test).
-  """
-  init: Callable
-  loss: Callable | None = None
-  tx: optax.GradientTransformation | None = None
-  after_step: Callable | None = None
-  after_epoch: Callable | None = None
-  needs_unlabelled: bool = False
-  after_fit: Callable | None = None
+# Re-exported: TrainExtension lives beside Strategy (strategies/base.py).
+from al_jax.strategies.base import TrainExtension  # pylint: disable=unused-import
 
 
 class TrainInfo(NamedTuple):
@@ -175,7 +148,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       out = jax.lax.fori_loop(0, num_steps, step, carry, unroll=True)
     params, rest, opt_state, ext, loss_sum, correct, seen, bad = out
     if ext_def.after_epoch is not None:
-      ext = ext_def.after_epoch(params, rest, ext, x, y, labelled, epoch)
+      ext = ext_def.after_epoch(params, rest, ext, x, revealed(y, labelled), labelled, epoch)
     return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad
 
   after_fit = jax.jit(ext_def.after_fit) if ext_def.after_fit is not None else None
@@ -209,12 +182,17 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       if show:
         bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
     if ext_def.after_fit is not None:
-      ext = after_fit(params, rest, ext, x, y, labelled)
+      ext = after_fit(params, rest, ext, x, revealed(y, labelled), labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
     return params, rest, (ext if extension is not None else None), info
 
   fit.epoch = epoch_fn  # Exposed so tests can check it compiles once.
   return fit
+
+
+def revealed(y: jax.Array, labelled: jax.Array) -> jax.Array:
+  """The labels a strategy may see: y on labelled rows, -1 elsewhere."""
+  return jnp.where(labelled, y, -1)
 
 
 def weighted_mean(values: jax.Array, w: jax.Array) -> jax.Array:

@@ -136,13 +136,21 @@ def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
                     feature_dims=tuple(getattr(model, "feature_dims", ())))
 
 
-def build(name: str, input_shape, num_classes: int, **kw: Any) -> Functional:
-  """Looks up `name` in MODELS and returns its functional views."""
+def get(name: str, input_shape, num_classes: int, **kw: Any) -> Functional:
+  """Looks up `name` in MODELS and returns its functional views.
+
+  The same verb as `strategies.get(name, fns, **kw)`: unknown names fail
+  with the list of known ones.
+  """
   if name not in MODELS:
     raise ValueError(f"Unknown model '{name}'; known: {sorted(MODELS)}")
   ctor = MODELS[name]
   input_shape = tuple(int(s) for s in input_shape)
   return functional(lambda rngs: ctor(input_shape, num_classes, rngs=rngs, **kw))
+
+
+# The earlier name, kept so callers written before the rename still work.
+build = get
 
 
 def num_params(params) -> int:

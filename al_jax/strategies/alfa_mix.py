@@ -207,8 +207,8 @@ def alfa_mix(fns, *, alpha_cap: float = 0.2, alpha_mode: str = "closed_form",
     raise ValueError(f"alfa_mix alpha_grid must be >= 1, got {alpha_grid}")
   num_classes = fns.num_classes
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     z = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
     head = lambda h: fns.head(params, rest, h).astype(jnp.float32)
     logits = head(z)
@@ -222,7 +222,8 @@ def alfa_mix(fns, *, alpha_cap: float = 0.2, alpha_mode: str = "closed_form",
     _, g_dir = jax.jvp(head, (z,), (g,))  # = g @ W: logits change along g
     return {"z": z, "logits": logits, "grad": g, "grad_logits": g_dir}
 
-  def select(feats, pool, budget, key):
+  def select(feats, pool, budget, key, ext=None):
+    del ext
     cand, best = find_candidates(feats, pool, budget, num_classes, alpha_cap=alpha_cap,
                                  alpha_mode=alpha_mode, alpha_grid=alpha_grid)
     k_km, k_fill = jax.random.split(key)

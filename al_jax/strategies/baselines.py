@@ -14,8 +14,8 @@ from al_jax.strategies.base import Strategy, no_features
 def random(fns) -> Strategy:
   del fns
 
-  def select(features, pool, budget, key):
-    del features
+  def select(features, pool, budget, key, ext=None):
+    del features, ext
     u = jax.random.uniform(key, pool.ids.shape)
     return selection.masked_top_k(u, pool, budget)
 

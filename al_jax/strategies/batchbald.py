@@ -183,10 +183,12 @@ def batchbald(fns, *, num_samples: int = 20, num_configs: int = 1000, chunk_size
   if num_configs < 1:
     raise ValueError(f"num_configs must be >= 1, got {num_configs}")
 
-  def score(params, rest, batch, key):
+  def score(params, rest, batch, key, ext=None):
+    del ext
     return mc.log_probs(fns, params, rest, batch["x"], key, num_samples, samples_per_pass)
 
-  def select(logp, pool, budget, key):
+  def select(logp, pool, budget, key, ext=None):
+    del ext
     return batchbald_select(logp, pool, budget, key, num_configs=num_configs,
                             chunk_size=chunk_size)
 

@@ -27,22 +27,19 @@ Where we differ from the reference code (docs/bayesian_strategies.md):
 import jax.numpy as jnp
 
 from al_jax import mc, selection
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, top_k
 
 # Power scores are logs of non-negative quantities; BALD can round to <= 0.
 _POWER_FLOOR = 1e-12
 
 
 def _mc_top_k(fns, reduce, num_samples: int, samples_per_pass: int | None) -> Strategy:
-  def score(params, rest, batch, key):
+  def score(params, rest, batch, key, ext=None):
+    del ext
     return reduce(mc.log_probs(fns, params, rest, batch["x"], key, num_samples,
                                samples_per_pass))
 
-  def select(scores, pool, budget, key):
-    del key
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k())
 
 
 def _mc_power(fns, reduce, num_samples: int, samples_per_pass: int | None,
@@ -50,12 +47,14 @@ def _mc_power(fns, reduce, num_samples: int, samples_per_pass: int | None,
   if not beta > 0:
     raise ValueError(f"beta must be > 0, got {beta}")
 
-  def score(params, rest, batch, key):
+  def score(params, rest, batch, key, ext=None):
+    del ext
     s = reduce(mc.log_probs(fns, params, rest, batch["x"], key, num_samples,
                             samples_per_pass))
     return jnp.log(jnp.maximum(s, _POWER_FLOOR))
 
-  def select(log_scores, pool, budget, key):
+  def select(log_scores, pool, budget, key, ext=None):
+    del ext
     # temperature = 1 / beta: beta -> inf is the deterministic top-k,
     # beta -> 0 uniform random sampling.
     ids, picked = selection.stochastic_top_k(log_scores, pool, budget, key,

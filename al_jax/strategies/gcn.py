@@ -118,13 +118,14 @@ def _gcn_strategy(fns, kind, *, hidden, dropout, lam, lr, weight_decay, num_step
   if not 0 <= s_margin <= 1:
     raise ValueError(f"{kind} s_margin must be in [0, 1], got {s_margin}")
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     h = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
     # The reference L2-normalises (eps guards an all-zero ReLU feature row).
     return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
 
-  def select(feats, pool, budget, key):
+  def select(feats, pool, budget, key, ext=None):
+    del ext
     k_train, k_kc = jax.random.split(key)
     g, adj, _ = train_gcn(k_train, feats, pool, hidden=hidden, dropout=dropout, lam=lam, lr=lr,
                           weight_decay=weight_decay, num_steps=num_steps)

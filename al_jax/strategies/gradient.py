@@ -27,9 +27,9 @@ draw is uniform among the remaining rows; the DAL+ copy hangs in pdb there).
 import jax
 import jax.numpy as jnp
 
-from al_jax import per_example, selection
+from al_jax import per_example
 from al_jax.kcenter import row
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, top_k
 
 
 def egl_scores(fns, params, rest, x, *, last_layer: bool = False, bias: bool = True,
@@ -59,16 +59,12 @@ def egl(fns, *, last_layer: bool = False, bias: bool = True,
   if microbatch_size < 1:
     raise ValueError(f"egl microbatch_size must be >= 1, got {microbatch_size}")
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     return egl_scores(fns, params, rest, batch["x"], last_layer=last_layer, bias=bias,
                       microbatch_size=microbatch_size)
 
-  def select(scores, pool, budget, key):
-    del key
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k())
 
 
 def badge_factors(fns, params, rest, x, bias: bool = False):
@@ -143,11 +139,12 @@ def badge(fns, *, bias: bool = False) -> Strategy:
     fns: the model's `models.Functional`.
     bias: include the head-bias gradient in the embedding (reference: no).
   """
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     return badge_factors(fns, params, rest, batch["x"], bias)
 
-  def select(feats, pool, budget, key):
+  def select(feats, pool, budget, key, ext=None):
+    del ext
     pos, dists = kmeans_pp_gradient(feats["h"], feats["q"], pool.unlabelled, budget, key)
     return pool.ids[pos], dists
 

@@ -1,6 +1,6 @@
 """ISAL: influence-based selective active learning (Liu et al., ICCV 2021).
 
-After training (train.TrainExtension.after_fit), once per round:
+After training (TrainExtension.after_fit), once per round:
   v      = grad_theta of the mean CE over the labelled rows (the
            "validation" loss; at most `val_size` of them, drawn at random);
   s_test ~ (H + lambda I)^-1 v,  H = Hessian of that loss, lambda =
@@ -35,8 +35,8 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.sparse.linalg
 
-from al_jax import per_example, selection, train
-from al_jax.strategies.base import Strategy
+from al_jax import per_example, train
+from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 SOLVERS = ("lissa", "cg")
 
@@ -142,15 +142,10 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
   def after_fit(params, rest, ext, x, y, labelled):
     return {**ext, "s_test": s_test(fns, params, rest, x, y, labelled, ext["key"], **kw)}
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key
     x = batch["x"]
     yhat = jnp.argmax(fns.apply(params, rest, x), -1)
     return per_example.loss_dot(fns, params, rest, x, yhat, ext["s_test"])  # = -I(u)
 
-  def select(scores, pool, budget, key, ext):
-    del key, ext
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select,
-                  extension=train.TrainExtension(init=init, after_fit=after_fit))
+  return Strategy(score, top_k(), extension=TrainExtension(init=init, after_fit=after_fit))

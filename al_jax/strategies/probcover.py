@@ -144,7 +144,8 @@ def probcover(fns, *, delta: float = 0.0, alpha: float = 0.95, max_edges: int = 
     max_edges: fail loudly above this many graph edges (memory guard).
     num_iters: k-means iterations of the heuristic.
   """
-  def select(emb, pool, budget, key):
+  def select(emb, pool, budget, key, ext=None):
+    del ext
     k_delta, k_pick = jax.random.split(key)
     d = delta or purity_delta(emb, pool.valid, fns.num_classes, alpha, k_delta, num_iters)
     src, dst = delta_graph(emb, pool.valid, d, max_edges)

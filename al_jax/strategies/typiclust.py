@@ -86,7 +86,8 @@ def typiclust_select(emb: np.ndarray, assign: np.ndarray, labelled: np.ndarray,
 def typiclust(fns, *, max_clusters: int = 500, min_cluster_size: int = 5, knn: int = 20,
               num_iters: int = 50) -> Strategy:
   """TypiClust; defaults as the reference (500 clusters, size > 5, 20-NN)."""
-  def select(emb, pool, budget, key):
+  def select(emb, pool, budget, key, ext=None):
+    del ext
     valid = np.asarray(sharding.to_host(pool.valid))
     labelled = np.asarray(sharding.to_host(pool.labelled)) & valid
     k = int(min(labelled.sum() + budget, max_clusters, valid.sum()))

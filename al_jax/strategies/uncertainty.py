@@ -8,8 +8,7 @@ p = 0 gives 0 * log 0 = 0, not the NaN the references produce.
 import jax
 import jax.numpy as jnp
 
-from al_jax import selection
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, top_k
 
 
 def entropy_from_logp(logp: jax.Array) -> jax.Array:
@@ -28,15 +27,11 @@ def neg_margin_from_logp(logp: jax.Array) -> jax.Array:
 
 
 def _top_k_strategy(fns, score_of_logp) -> Strategy:
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     return score_of_logp(jax.nn.log_softmax(fns.apply(params, rest, batch["x"])))
 
-  def select(scores, pool, budget, key):
-    del key
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k())
 
 
 def least_confidence(fns) -> Strategy:

@@ -17,7 +17,7 @@ the first decoded, the second fed to a classifier trained on labelled rows
 unlabelled-like).
 
 TA-VAAL (Kim et al., CVPR 2021): LL4AL's loss module is trained with the
-task model (BCE ranking loss, through train.TrainExtension); its predicted
+task model (BCE ranking loss, through TrainExtension); its predicted
 loss r conditions the VAE decoder (sigmoid(r) appended to z) and D (raw r
 appended to mu). Query as VAAL.
 
@@ -50,10 +50,9 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from al_jax import selection as sel_lib
 from al_jax import vae as vae_lib
 from al_jax.strategies import ll4al
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, top_k
 
 MODES = ("vaal", "sraal", "ta_vaal")
 
@@ -256,14 +255,11 @@ def vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float = 1
       disc_hidden=tuple(disc_hidden), cls_hidden=(), lr=lr, num_steps=num_steps,
       batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch)
 
-  def score(params, rest, batch, key):
-    del params, rest, key
+  def score(params, rest, batch, key, ext=None):
+    del params, rest, key, ext
     return {"x": _images(batch)}
 
-  def select(feats, pool, budget, key):
-    return sel_lib.masked_top_k(run(feats, pool, key)[0], pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]))
 
 
 def sraal(fns, *, z_dim: int = 64, beta: float = 1.0, adversary_weight: float = 1.0,
@@ -285,15 +281,12 @@ def sraal(fns, *, z_dim: int = 64, beta: float = 1.0, adversary_weight: float = 
       disc_hidden=tuple(disc_hidden), cls_hidden=tuple(cls_hidden), lr=lr, num_steps=num_steps,
       batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch)
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"]).astype(jnp.float32))
     return {"x": _images(batch), "oui": _coarse(online_uncertainty(logp))}
 
-  def select(feats, pool, budget, key):
-    return sel_lib.masked_top_k(run(feats, pool, key)[0], pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]))
 
 
 def ta_vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float = 1.0,
@@ -320,13 +313,10 @@ def ta_vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float 
       disc_hidden=tuple(disc_hidden), cls_hidden=(), lr=lr, num_steps=num_steps,
       batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch)
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key
     return {"x": _images(batch),
             "r": _coarse(ll4al.predicted_loss(fns, params, rest, batch["x"], ext))}
 
-  def select(feats, pool, budget, key, ext):
-    del ext
-    return sel_lib.masked_top_k(run(feats, pool, key)[0], pool, budget)
-
-  return Strategy(score, select, extension=extension)
+  return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]),
+                  extension=extension)

@@ -1,6 +1,6 @@
 """WAAL: Wasserstein adversarial active learning (Shui et al., AISTATS 2020).
 
-Training (through train.TrainExtension) adds a critic D: features -> (0, 1)
+Training (through TrainExtension) adds a critic D: features -> (0, 1)
 (Linear(d, hidden) - ReLU - Linear(hidden, 1) - sigmoid) over the model's
 penultimate features h, and alternates, every step:
   model:  CE(labelled) + alpha * W,   W = mean D(h_U) - gamma * mean D(h_L)
@@ -35,9 +35,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from al_jax import selection as sel_lib
 from al_jax import train
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 
 def init_critic(key, dim: int, hidden: int = 50):
@@ -124,10 +123,10 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     return {**ext, "critic": optax.apply_updates(ext["critic"], updates), "critic_opt": opt,
             "w_dist": w_dist, "gp": gp}
 
-  extension = train.TrainExtension(init=init, loss=loss, after_step=after_step,
-                                   needs_unlabelled=True)
+  extension = TrainExtension(init=init, loss=loss, after_step=after_step,
+                             needs_unlabelled=True)
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key
     h = fns.embed(params, rest, batch["x"])
     logp = jax.nn.log_softmax(fns.head(params, rest, h).astype(jnp.float32))
@@ -135,8 +134,4 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     # The reference queries the smallest total; higher = query first here.
     return -(uncertainty(logp) - selection * d)
 
-  def select(scores, pool, budget, key, ext):
-    del key, ext
-    return sel_lib.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select, extension=extension)
+  return Strategy(score, top_k(), extension=extension)
