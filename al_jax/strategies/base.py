@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from al_jax import selection
+from al_jax.kernels import topk
 
 ScoreFn = Callable[..., Any]
 SelectFn = Callable[..., tuple[jax.Array, jax.Array]]
@@ -105,6 +105,6 @@ def top_k(transform: Callable | None = None) -> SelectFn:
   def select(scores, pool, budget, key, ext=None):
     if transform is not None:
       scores = transform(scores, pool, key, ext)
-    return selection.masked_top_k(scores, pool, budget)
+    return topk.masked_top_k(scores, pool, budget)
 
   return select

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
-from al_jax import mc
+from al_jax import mc, sharding
 from al_jax.strategies.base import Strategy
 
 
@@ -70,11 +70,7 @@ def conditional_entropy_terms(state: JointState, probs: jax.Array,
 
   Adding `joint_entropy_of_chosen` gives H(y_1..y_{n-1}, y_x).
   """
-  n, k, c = probs.shape
-  chunk = min(chunk_size, n)
-  pad = -n % chunk
-  p = jnp.pad(probs, ((0, pad), (0, 0), (0, 0)))
-  p = p.reshape((-1, chunk, k, c))
+  k = probs.shape[1]
 
   def one(pc):
     # [chunk, C, M]: M last is the layout XLA's CPU dot and log run fastest on.
@@ -82,7 +78,7 @@ def conditional_entropy_terms(state: JointState, probs: jax.Array,
     h = -jnp.sum(xlogy(q, q), axis=1)                   # [chunk, M]
     return h @ state.weight
 
-  return jax.lax.map(one, p).reshape(-1)[:n]
+  return sharding.chunked_map(one, probs, chunk_size)
 
 
 def _sample_flat(key, logits: jax.Array, num: int) -> jax.Array:

@@ -26,7 +26,8 @@ Where we differ from the reference code (docs/bayesian_strategies.md):
 
 import jax.numpy as jnp
 
-from al_jax import mc, selection
+from al_jax import mc
+from al_jax.kernels import topk
 from al_jax.strategies.base import Strategy, top_k
 
 # Power scores are logs of non-negative quantities; BALD can round to <= 0.
@@ -57,7 +58,7 @@ def _mc_power(fns, reduce, num_samples: int, samples_per_pass: int | None,
     del ext
     # temperature = 1 / beta: beta -> inf is the deterministic top-k,
     # beta -> 0 uniform random sampling.
-    ids, picked = selection.stochastic_top_k(log_scores, pool, budget, key,
+    ids, picked = topk.stochastic_top_k(log_scores, pool, budget, key,
                                              temperature=1.0 / beta)
     return ids, jnp.exp(picked)
 

@@ -23,10 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.cluster.hierarchy
 
-from al_jax import selection, sharding
+from al_jax import sharding
+from al_jax.kernels import topk
 from al_jax.strategies.base import Strategy
 
-_top_positions = jax.jit(selection.top_positions, static_argnums=2)
+_top_positions = jax.jit(topk.top_positions, static_argnums=2)
 
 
 def round_robin(clusters: np.ndarray, budget: int, rng: np.random.Generator) -> list[int]:

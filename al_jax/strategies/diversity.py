@@ -6,7 +6,7 @@ keeps one O(N) min-distance vector; embeddings are computed without
 train-time augmentation (DeepAL+ embeds under transform_train).
 
 coreset_mip: robust k-center by binary search over a set-cover MIP
-(`al_jax.kcenter_mip`), on a candidate subset, falling back to the greedy.
+(`al_jax.kernels.kcenter_mip`), on a candidate subset, falling back to the greedy.
 
 kmeans: k-means (k = budget) of the unlabelled embeddings, then the
 unlabelled row nearest each centroid (DeepAL+ `KMeansSampling`). TypiClust,
@@ -18,7 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from al_jax import clustering, kcenter, kcenter_mip, sharding
+from al_jax import sharding
+from al_jax.kernels import clustering, kcenter, kcenter_mip
 from al_jax.strategies.base import Strategy
 
 

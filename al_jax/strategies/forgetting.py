@@ -24,8 +24,8 @@ forward pass over the pool per epoch.
 import jax
 import jax.numpy as jnp
 
+from al_jax import mc, sharding
 from al_jax.strategies.base import Strategy, TrainExtension, top_k
-from al_jax.strategies.uncertainty import entropy_from_logp
 
 TIE_BREAKS = ("entropy", "random", "none")
 
@@ -60,17 +60,9 @@ def forgetting_scores(state: dict) -> jax.Array:
   return jnp.where(state["ever_correct"], state["forgets"], state["epochs"]).astype(jnp.float32)
 
 
-def _divisor(n: int, cap: int) -> int:
-  """Largest divisor of n that is <= cap (static chunk size for the pool)."""
-  return next(d for d in range(min(n, cap), 0, -1) if n % d == 0)
-
-
 def predict_pool(fns, params, rest, x, chunk: int = 512) -> jax.Array:
   """[N] argmax predictions over the whole pool in fixed-size chunks."""
-  n = x.shape[0]
-  m = _divisor(n, chunk)
-  xs = x.reshape((n // m, m) + x.shape[1:])
-  return jax.lax.map(lambda b: jnp.argmax(fns.apply(params, rest, b), -1), xs).reshape(n)
+  return sharding.chunked_map(lambda b: jnp.argmax(fns.apply(params, rest, b), -1), x, chunk)
 
 
 def extension(fns, chunk: int = 512) -> TrainExtension:
@@ -104,7 +96,7 @@ def forgetting(fns, *, tie_break: str = "entropy", chunk: int = 512) -> Strategy
     if tie_break != "entropy":
       return jnp.zeros((batch["x"].shape[0],), jnp.float32)
     logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"]).astype(jnp.float32))
-    return entropy_from_logp(logp) / jnp.log(logp.shape[-1])  # in [0, 1]
+    return mc.entropy(logp) / jnp.log(logp.shape[-1])  # in [0, 1]
 
   def rank(tie, pool, key, ext):
     flips = ext["flips"][jnp.maximum(pool.ids, 0)].astype(jnp.float32)

@@ -10,7 +10,7 @@ L2-normalised penultimate features F. The graph is dense:
 is trained from scratch each round for `num_steps` full-graph Adam steps on
     -mean_L log s - lambda * mean_U log(1 - s)      (lambda = 1.2)
 UncertainGCN queries the unlabelled nodes whose s is closest to s_margin
-(0.1); CoreGCN runs k-center greedy (al_jax/kcenter.py) on h with the
+(0.1); CoreGCN runs k-center greedy (al_jax/kernels/kcenter.py) on h with the
 labelled nodes as the initial centres.
 
 Memory is O(M^2) for M nodes (the dense graph): keep M = subset_size +
@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from al_jax import kcenter
-from al_jax import selection as sel_lib
+from al_jax.kernels import kcenter
+from al_jax.kernels import topk
 from al_jax.strategies.base import Strategy
 
 
@@ -132,7 +132,7 @@ def _gcn_strategy(fns, kind, *, hidden, dropout, lam, lr, weight_decay, num_step
     logit, h = gcn_apply(g, adj, feats.astype(jnp.float32))
     if kind == "uncertain_gcn":
       # Closest to the margin first: highest -|s - s_margin|.
-      return sel_lib.masked_top_k(-jnp.abs(jax.nn.sigmoid(logit) - s_margin), pool, budget)
+      return topk.masked_top_k(-jnp.abs(jax.nn.sigmoid(logit) - s_margin), pool, budget)
     pos, dist = kcenter.k_center_greedy(h, pool.labelled & pool.valid, pool.unlabelled, budget,
                                         k_kc, block)
     return pool.ids[pos], dist

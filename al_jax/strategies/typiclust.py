@@ -25,7 +25,8 @@ dependent); k-means and the per-cluster distances are jitted/NumPy blocks.
 import jax
 import numpy as np
 
-from al_jax import clustering, sharding
+from al_jax import sharding
+from al_jax.kernels import clustering
 from al_jax.strategies.base import Strategy
 from al_jax.strategies.diversity import embed_score
 

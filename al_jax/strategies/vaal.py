@@ -50,6 +50,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from al_jax import sharding
 from al_jax import vae as vae_lib
 from al_jax.strategies import ll4al
 from al_jax.strategies.base import Strategy, top_k
@@ -182,14 +183,11 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
     gen, _, disc, _, v_loss, dl, first = jax.lax.fori_loop(0, num_steps, body, carry)
 
     # Score every row in fixed chunks (padded), D's probability of "labelled".
-    pad = (-m) % eval_batch
-    idx = jnp.concatenate([jnp.arange(m), jnp.zeros(pad, jnp.int32)]).reshape(-1, eval_batch)
-
     def chunk(rows):
       mu = vae_apply(gen["vae"], "encode", images(rows))[0]
       return jax.nn.sigmoid(d_apply(disc, "__call__", d_in(mu, rows)))
 
-    d = jax.lax.map(chunk, idx).reshape(-1)[:m]
+    d = sharding.chunked_map(chunk, jnp.arange(m), eval_batch)
     # VAAL / TA-VAAL: least labelled-like first; SRAAL: D predicts OUI-like
     # "uncertain unlabelled" states, highest first.
     scores = d if mode == "sraal" else -d
