@@ -113,13 +113,13 @@ def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: in
     return {"params": init_loss_net(key, fns.feature_dims, hidden)}
 
   def loss(params, rest, ext, batch, key, epoch):
-    (logits, feats), new_rest = fns.features_train(params, rest, batch["x"], key)
+    (logits, out), new_rest = fns.features_train(params, rest, batch["x"], key)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
     # Past detach_epoch the module learns on frozen features: no gradient
     # from it reaches the backbone (`where` passes gradient only to the
     # branch it picks).
     frozen = epoch > detach_epoch
-    feats = [jnp.where(frozen, jax.lax.stop_gradient(f), f) for f in feats]
+    feats = [jnp.where(frozen, jax.lax.stop_gradient(f), f) for f in out["stages"]]
     pred = loss_net_apply(ext["params"], feats)
     rank = ranking_loss(pred, nll, batch["w"], margin, ranking)
     return train.weighted_mean(nll, batch["w"]) + weight * rank, (new_rest, logits)
@@ -129,8 +129,7 @@ def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: in
 
 def predicted_loss(fns, params, rest, x, ext) -> jax.Array:
   """The module's predicted loss [B] in eval mode."""
-  _, feats = fns.features(params, rest, x)
-  return loss_net_apply(ext["params"], feats)
+  return loss_net_apply(ext["params"], fns.features(params, rest, x)[1]["stages"])
 
 
 def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 120,

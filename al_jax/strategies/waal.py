@@ -24,11 +24,11 @@ each deliberate:
   with a frozen critic, so it has no gradient: we leave it out.
 - gamma is a constant (default 1, as in DAL+); the reference uses |L|/|U|.
 - The model's own head is the classifier (the reference adds 512-50-10).
-- The features fed to the critic come from `fns.embed` (eval mode: dropout
-  off, BatchNorm on running statistics freshly updated by this step), the
-  same features the query scores; the cross-entropy uses train mode. The
-  models expose no train-mode embedding, and this keeps train and query
-  features consistent.
+- In the model's loss, the critic sees the train-mode features
+  (out["pre_logits"]) of the same forward pass that gives the
+  cross-entropy logits, plus one train-mode pass over the unlabelled batch
+  (as the reference runs its feature net on both). The critic's own step
+  (after the model update) and the query use eval-mode features.
 """
 
 import jax
@@ -100,11 +100,12 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
 
   def loss(params, rest, ext, batch, key, epoch):
     del epoch
-    logits, new_rest = fns.apply_train(params, rest, batch["x"], key)
+    (logits, out_l), new_rest = fns.features_train(params, rest, batch["x"], key)
+    (_, out_u), new_rest = fns.features_train(params, new_rest, batch["x_u"],
+                                              jax.random.fold_in(key, 1))
     ce = train.weighted_mean(
         optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]), batch["w"])
-    h_l = fns.embed(params, new_rest, batch["x"])
-    h_u = fns.embed(params, new_rest, batch["x_u"])
+    h_l, h_u = out_l["pre_logits"], out_u["pre_logits"]
     w_dist = wasserstein(ext["critic"], h_u, h_l, batch["w"], gamma)
     return ce + alpha * w_dist, (new_rest, logits)
 
