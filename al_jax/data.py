@@ -12,6 +12,13 @@ Sources (`config.data.name`):
 
 The training split is the AL pool. Its stable global ids are the row indices
 of that split (every host loads the same order).
+
+`data.pool_dtype` = "uint8" keeps integer-valued image sources (digits,
+mnist_idx, the TFDS images) in their source bytes: 4x less host and device
+memory (a CIFAR-10 pool: 150 MB instead of 614 MB). The per-channel
+normalisation then runs on the fly inside the jitted train / score /
+evaluate functions (`normalizer`), with the same statistics as the float
+path.
 """
 
 import gzip
@@ -30,6 +37,9 @@ class Dataset(NamedTuple):
   x_test: np.ndarray
   y_test: np.ndarray
   num_classes: int
+  # uint8 pools only: per-channel (scale, offset), float32 [C] each, so that
+  # x * scale + offset is the normalised float input. None: x is float.
+  to_float: tuple | None = None
 
 
 class Pool(NamedTuple):
@@ -53,15 +63,24 @@ def known_datasets() -> list[str]:
   return sorted(("digits", "mnist_idx", "synthetic") + TFDS_NAMES)
 
 
+POOL_DTYPES = ("float32", "uint8")
+
+
 def load(cfg, seed: int) -> Dataset:
   """Loads, splits, subsamples and normalises the dataset named in `cfg`."""
   name = cfg.name
+  pool_dtype = cfg.get("pool_dtype", "float32")
+  if pool_dtype not in POOL_DTYPES:
+    raise ValueError(f"Unknown data.pool_dtype '{pool_dtype}'; known: {list(POOL_DTYPES)}")
   rng = np.random.default_rng(seed)
+  max_value = None  # integer sources: the value that maps to 1.0
   if name == "digits":
     x, y = _digits()
+    max_value = 16.0
     (x_tr, y_tr), (x_te, y_te) = _split(x, y, cfg.get("test_size", 0.25), rng)
   elif name == "mnist_idx":
     x, y = _mnist_idx(cfg.get("path"))
+    max_value = 255.0
     (x_tr, y_tr), (x_te, y_te) = _split(x, y, cfg.get("test_size", 2000), rng)
   elif name == "synthetic":
     x, y = _synthetic(cfg, seed)
@@ -69,19 +88,59 @@ def load(cfg, seed: int) -> Dataset:
   elif name in TFDS_NAMES:
     x_tr, y_tr = _tfds(name, "train", cfg.get("data_dir"))
     x_te, y_te = _tfds(name, "test", cfg.get("data_dir"))
+    max_value = 255.0
   else:
     raise ValueError(f"Unknown dataset '{name}'; known: {known_datasets()}")
+  if pool_dtype == "uint8" and max_value is None:
+    raise ValueError(f"data.pool_dtype='uint8' needs an integer image source "
+                     f"(digits, mnist_idx, {', '.join(TFDS_NAMES)}); '{name}' is float")
   num_classes = int(max(y_tr.max(), y_te.max())) + 1
   x_tr, y_tr = _subsample(x_tr, y_tr, cfg.get("max_train"), rng)
   x_te, y_te = _subsample(x_te, y_te, cfg.get("max_test"), rng)
+  y_tr, y_te = y_tr.astype(np.int32), y_te.astype(np.int32)
+  scale = np.full(x_tr.shape[-1], 1.0 / (max_value or 1.0))
+  offset = np.zeros(x_tr.shape[-1])
   if cfg.get("normalize", True):
     # Per-channel (last axis) statistics of the pool: label-free and fixed.
-    axes = tuple(range(x_tr.ndim - 1))
-    mean = x_tr.mean(axis=axes, keepdims=True)
-    std = x_tr.std(axis=axes, keepdims=True) + 1e-6
-    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
-  return Dataset(x_tr.astype(np.float32), y_tr.astype(np.int32),
-                 x_te.astype(np.float32), y_te.astype(np.int32), num_classes)
+    mean, std = _channel_stats(x_tr)
+    mean, std = mean * scale, std * scale + 1e-6
+    scale, offset = scale / std, -mean / std
+  scale, offset = scale.astype(np.float32), offset.astype(np.float32)
+  if pool_dtype == "uint8":
+    return Dataset(x_tr.astype(np.uint8), y_tr, x_te.astype(np.uint8), y_te, num_classes,
+                   to_float=(scale, offset))
+  x_tr, x_te = (_affine(a, scale, offset) for a in (x_tr, x_te))
+  return Dataset(x_tr, y_tr, x_te, y_te, num_classes)
+
+
+def _channel_stats(x: np.ndarray):
+  """Per-channel mean and std in float64, one channel at a time (no float copy of x)."""
+  flat = x.reshape(-1, x.shape[-1])
+  mean = np.array([flat[:, c].mean(dtype=np.float64) for c in range(flat.shape[1])])
+  std = np.array([flat[:, c].std(dtype=np.float64) for c in range(flat.shape[1])])
+  return mean, std
+
+
+def _affine(x: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+  """x * scale + offset in float32, the same arithmetic `normalizer` runs on device."""
+  return x.astype(np.float32) * scale + offset
+
+
+def normalizer(ds: Dataset):
+  """The on-device input transform of `ds`: x -> float32 normalised, or None.
+
+  Called inside the jitted train / score / evaluate functions on each batch,
+  so only batches (never the pool) exist in float32 on the devices.
+  """
+  if ds.to_float is None:
+    return None
+  scale, offset = (np.asarray(a, np.float32) for a in ds.to_float)
+
+  def to_float(x):
+    import jax.numpy as jnp  # data.py stays importable without touching JAX
+    return x.astype(jnp.float32) * scale + offset
+
+  return to_float
 
 
 def make_pool(x: np.ndarray, y: np.ndarray, multiple: int) -> Pool:
@@ -106,8 +165,8 @@ def pad_rows(x: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _digits():
   from sklearn.datasets import load_digits  # Lazy: only this source needs it.
-  d = load_digits()
-  return (d.images[..., None] / 16.0).astype(np.float32), d.target.astype(np.int32)
+  d = load_digits()  # integer pixel values 0..16
+  return d.images[..., None].astype(np.uint8), d.target.astype(np.int32)
 
 
 def _read_idx(path: str) -> np.ndarray:
@@ -149,7 +208,7 @@ def _mnist_idx(path):
   y = _read_idx(os.path.join(path, lab[0]))
   if len(x) != len(y):
     raise ValueError(f"data.path={path!r}: {len(x)} images but {len(y)} labels")
-  return (x[..., None] / 255.0).astype(np.float32), y.astype(np.int32)
+  return x[..., None], y.astype(np.int32)
 
 
 def _synthetic(cfg, seed):
@@ -182,7 +241,7 @@ def _tfds(name: str, split: str, data_dir):
   for i in range(n):
     rec = source[i]
     x[i], y[i] = rec["image"], rec["label"]
-  return (x / 255.0).astype(np.float32), y
+  return x, y
 
 
 def _split(x, y, test_size, rng):

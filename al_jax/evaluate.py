@@ -21,13 +21,17 @@ def calibration_error(probs: jax.Array, labels: jax.Array, valid: jax.Array,
   return jnp.sum(jnp.abs(conf_sum - acc_sum)) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def make_evaluate(fns, batch_size: int, mesh=None):
-  """Returns evaluate(params, rest, x, y, valid) -> {accuracy, nll, ece}."""
+def make_evaluate(fns, batch_size: int, mesh=None, preprocess=None):
+  """Returns evaluate(params, rest, x, y, valid) -> {accuracy, nll, ece}.
+
+  preprocess: x -> float input per batch, inside the jit (uint8 test sets).
+  """
+  prep = preprocess or (lambda a: a)
 
   @jax.jit
   def evaluate(params, rest, x, y, valid):
     logp = sharding.map_batches(
-        lambda xb: jax.nn.log_softmax(fns.apply(params, rest, xb)), x, batch_size, mesh)
+        lambda xb: jax.nn.log_softmax(fns.apply(params, rest, prep(xb))), x, batch_size, mesh)
     w = valid.astype(jnp.float32)
     n = jnp.maximum(jnp.sum(w), 1.0)
     safe_y = jnp.maximum(y, 0)

@@ -16,7 +16,8 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
-from al_jax import checkpoint, data, evaluate, metrics, models, sharding, strategies, train
+from al_jax import (checkpoint, data, determinism, evaluate, metrics, models, precision, sharding,
+                    strategies, train)
 from al_jax.strategies.base import PoolView
 
 # Fields whose change makes an existing workdir a different experiment.
@@ -77,6 +78,7 @@ def check_config(config) -> None:
     if int(config.train[name]) < 1:
       raise ValueError(f"train.{name} must be >= 1, got {config.train[name]}")
   train.make_optimizer(config.train)  # Raises on an unknown optimizer.
+  precision.check_dtype(config.train.get("compute_dtype", "float32"))
   augment = config.data.get("augment", "none")
   if augment not in train.AUGMENTATIONS:
     raise ValueError(f"Unknown data.augment '{augment}'; known: {list(train.AUGMENTATIONS)}")
@@ -152,13 +154,16 @@ def setup(config):
   check_budget(config, pool.size)
   fns = models.get(config.model_name, ds.x_train.shape[1:], ds.num_classes,
                      **config.model.to_dict())
+  fns = precision.with_compute_dtype(fns, config.train.get("compute_dtype", "float32"))
   strategy = strategies.get(config.strategy.name, fns, **config.strategy.kw.to_dict())
   return mesh, ds, pool, score_bs, fns, strategy
 
 
 def run(config, workdir: str) -> dict:
   """Runs the whole experiment; returns the summary (also in summary.json)."""
+  determinism.check(config)
   mesh, ds, pool, score_bs, fns, strategy = setup(config)
+  prep = data.normalizer(ds) or (lambda a: a)  # uint8 pools: normalised per batch
   writer = metrics.is_writer()
   if os.path.isdir(workdir):
     _check_resume(workdir, config)
@@ -180,15 +185,15 @@ def run(config, workdir: str) -> dict:
   x_test, y_test, test_valid = (sharding.shard_rows(mesh, a) for a in (x_test_np, y_test_np, test_valid))
 
   fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"),
-                       strategy.extension)
-  evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh)
+                       strategy.extension, preprocess=prep)
+  evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh, preprocess=prep)
   init_fn = models.jit_init(fns, out_shardings=sharding.replicated(mesh))
 
   # `ext` is the extension's final state, None without an extension.
   @jax.jit
   def score_pool(params, rest, x, key, ext):
     return sharding.map_batches(
-        lambda xb: strategy.score(params, rest, {"x": xb}, key, ext), x, score_bs, mesh)
+        lambda xb: strategy.score(params, rest, {"x": prep(xb)}, key, ext), x, score_bs, mesh)
 
   select_fn = (jax.jit(strategy.select, static_argnums=2) if strategy.jit_select
                else strategy.select)
@@ -254,7 +259,8 @@ def run(config, workdir: str) -> dict:
       view = PoolView(*(sharding.shard_rows(mesh, a) for a in (
           np.where(cand_valid, pool.ids[pos], -1).astype(np.int32), cand_valid, cand_lab,
           np.where(cand_lab, pool.y[pos], -1).astype(np.int32))))
-      new_ids, scores = select_fn(feats, view, budget, keys.select, ext)
+      with jax.set_mesh(mesh):  # lets selects shard minibatches (sharding.constrain_rows)
+        new_ids, scores = select_fn(feats, view, budget, keys.select, ext)
       new_ids, scores = sharding.to_host(new_ids), sharding.to_host(scores)
       record["time_select"] = time.perf_counter() - t0
       _check_selection(new_ids, labelled, pool.valid, budget, config.strategy.name)

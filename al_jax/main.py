@@ -36,6 +36,8 @@ def main(argv):
   # Orbax logs every checkpoint step at INFO; keep the console to our output.
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+  from al_jax import determinism  # XLA flags: before JAX starts its backends.
+  determinism.apply(bool(_CONFIG.value.get("deterministic", False)))
   if os.environ.get("AL_JAX_DISTRIBUTED") == "1":
     _initialize_distributed()
   from al_jax import loop  # Imported after distributed init on purpose.

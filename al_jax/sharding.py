@@ -138,6 +138,21 @@ def chunked_map(fn, tree, chunk: int):
   return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
 
 
+def constrain_rows(a: jax.Array) -> jax.Array:
+  """Shards a batch's rows over `data` when traced under `jax.set_mesh(mesh)`.
+
+  For code without a mesh argument (strategy selects: loop.run traces them
+  inside `jax.set_mesh`): rows gathered from a sharded pool (`x[rows]`) are
+  otherwise free to land replicated, and every device would then run the
+  whole minibatch. Without a mesh in context, or with rows that do not
+  split evenly, `a` is returned unchanged.
+  """
+  mesh = jax.sharding.get_abstract_mesh()
+  if mesh.empty or DATA_AXIS not in mesh.axis_names or a.shape[0] % mesh.shape[DATA_AXIS]:
+    return a
+  return jax.lax.with_sharding_constraint(a, P(DATA_AXIS, *([None] * (a.ndim - 1))))
+
+
 def map_batches(fn, tree, batch_size: int, mesh: Mesh | None = None):
   """Applies `fn` to fixed-size row batches of `tree` inside one jit.
 

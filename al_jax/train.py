@@ -8,7 +8,7 @@ how many rows are labelled, so nothing recompiles between rounds.
 
 import functools
 import math
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -71,10 +71,13 @@ def augment(x: jax.Array, key, kind: str) -> jax.Array:
   return x
 
 
-def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtension | None = None):
+def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtension | None = None,
+             preprocess: Callable | None = None):
   """Returns fit(params, rest, x, y, labelled, key, show=False) -> (params, rest, ext, TrainInfo).
 
   x, y: the whole padded pool (device arrays); labelled: [N_pad] bool.
+  preprocess: x -> float input, applied inside the jitted epoch to each
+  gathered batch (a uint8 pool's `data.normalizer`); None: x is used as is.
   `ext` is the extension's final state (None without an extension).
   cfg.unroll_steps (default False): unroll the steps of an epoch with a step
   count fixed per call (recompiles whenever ceil(n_labelled / B) changes).
@@ -87,6 +90,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
   bsz = int(cfg.batch_size)
   batch_sharding = NamedSharding(mesh, P(sharding.DATA_AXIS))
   ext_def = extension or TrainExtension(init=lambda *a: {})
+  prep = preprocess or (lambda a: a)
 
   def ce_loss(params, rest, ext, batch, key, epoch):
     del ext, epoch
@@ -117,13 +121,13 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       k = jax.random.fold_in(k_steps, s)
       k_aug, k_drop, k_unl, k_ext = jax.random.split(k, 4)
       batch = {"x": jax.lax.with_sharding_constraint(
-                   augment(x[idx], k_aug, augment_kind), batch_sharding),
+                   augment(prep(x[idx]), k_aug, augment_kind), batch_sharding),
                "y": y[idx], "w": (j < n_lab).astype(jnp.float32)}
       if ext_def.needs_unlabelled:
         p = unl_p * (y >= 0)  # y = -1 marks padding rows.
         idx_u = jax.random.choice(k_unl, y.shape[0], (bsz,), p=p / jnp.maximum(p.sum(), 1.0))
         batch["x_u"] = jax.lax.with_sharding_constraint(
-            augment(x[idx_u], jax.random.fold_in(k_aug, 1), augment_kind), batch_sharding)
+            augment(prep(x[idx_u]), jax.random.fold_in(k_aug, 1), augment_kind), batch_sharding)
       ext_params = ext.get("params")
       (loss, (rest, logits)), (g, g_ext) = jax.value_and_grad(
           loss_fn, argnums=(0, 1), has_aux=True)(
@@ -148,10 +152,15 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       out = jax.lax.fori_loop(0, num_steps, step, carry, unroll=True)
     params, rest, opt_state, ext, loss_sum, correct, seen, bad = out
     if ext_def.after_epoch is not None:
-      ext = ext_def.after_epoch(params, rest, ext, x, revealed(y, labelled), labelled, epoch)
+      # Hooks see the whole pool: with a uint8 pool this is its one float copy.
+      ext = ext_def.after_epoch(params, rest, ext, prep(x), revealed(y, labelled), labelled,
+                                epoch)
     return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad
 
-  after_fit = jax.jit(ext_def.after_fit) if ext_def.after_fit is not None else None
+  after_fit = None
+  if ext_def.after_fit is not None:
+    after_fit = jax.jit(lambda params, rest, ext, x, y, labelled: ext_def.after_fit(
+        params, rest, ext, prep(x), y, labelled))
 
   def fit(params, rest, x, y, labelled, key, show: bool = False):
     n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
@@ -170,17 +179,19 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
                                                   sharding.replicated(mesh))
     loss = acc = float("nan")
     bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
+    # Epoch e's flags are read on the host only after epoch e + 1 is queued:
+    # reading them at once would idle an accelerator between epochs.
+    pending = None
     for e in bar:
       params, rest, opt_state, ext, loss, acc, bad = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
           num_steps=steps_per_epoch if unroll else None)
-      if bool(bad):
-        raise FloatingPointError(
-            f"Training loss became non-finite in epoch {e} (last mean loss {float(loss)}); "
-            f"lower train.learning_rate={cfg.learning_rate} or set train.grad_clip")
-      if show:
-        bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
+      if pending is not None:
+        _check_epoch(*pending, cfg, bar if show else None)
+      pending = (e, loss, acc, bad)
+    if pending is not None:
+      _check_epoch(*pending, cfg, bar if show else None)
     if ext_def.after_fit is not None:
       ext = after_fit(params, rest, ext, x, revealed(y, labelled), labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
@@ -188,6 +199,15 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
 
   fit.epoch = epoch_fn  # Exposed so tests can check it compiles once.
   return fit
+
+
+def _check_epoch(e, loss, acc, bad, cfg, bar) -> None:
+  if bool(bad):
+    raise FloatingPointError(
+        f"Training loss became non-finite in epoch {e} (last mean loss {float(loss)}); "
+        f"lower train.learning_rate={cfg.learning_rate} or set train.grad_clip")
+  if bar is not None:
+    bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
 
 
 def revealed(y: jax.Array, labelled: jax.Array) -> jax.Array:

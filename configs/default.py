@@ -17,12 +17,14 @@ def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.progress = True
+  c.deterministic = False  # GPU: deterministic XLA kernels (al_jax/determinism.py)
   c.data = ml_collections.ConfigDict(dict(
       name="digits", data_dir=ml_collections.FieldReference(None, field_type=str),
       path=ml_collections.FieldReference(None, field_type=str),
       test_size=0.25, normalize=True, augment="none",
       max_train=ml_collections.FieldReference(None, field_type=int),
-      max_test=ml_collections.FieldReference(None, field_type=int)))
+      max_test=ml_collections.FieldReference(None, field_type=int),
+      pool_dtype="float32"))  # "uint8": integer image pools stay bytes on device
   c.model_name = "mlp"
   c.model = ml_collections.ConfigDict(dict(hidden=(128,), dropout=0.0))
   c.al = ml_collections.ConfigDict(dict(
@@ -33,7 +35,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       optimizer="adam", learning_rate=1e-3, batch_size=32, num_epochs=50, min_steps=200,
       weight_decay=0.0, momentum=0.9, nesterov=False,
-      grad_clip=ml_collections.FieldReference(None, field_type=float)))
+      grad_clip=ml_collections.FieldReference(None, field_type=float),
+      compute_dtype="float32"))  # "bfloat16": mixed precision (al_jax/precision.py)
   c.eval = ml_collections.ConfigDict(dict(batch_size=512))
   c.mesh = [("data", -1)]
   c.ckpt = ml_collections.ConfigDict(dict(max_to_keep=2))

@@ -187,3 +187,23 @@ def test_end_to_end_digits_smoke(tmp_path):
   scores = [r["scores"] for r in metrics.read_jsonl(str(tmp_path / "selected.jsonl"))]
   for s in scores:
     assert all(v <= 0 for v in s) and s == sorted(s, reverse=True)
+
+
+@pytest.mark.parametrize("chunk", [0, 7, 16, 64])
+def test_chunked_scores_equal_the_whole_batch(chunk):
+  # Chunks bound vmap(jacrev)'s memory; examples never interact, so any
+  # chunk size (7: a padded last chunk) gives the unchunked scores.
+  fns = models.build("mlp", (6,), 5, hidden=(16,))
+  params, rest = fns.init(jax.random.key(5))
+  x = jnp.asarray(np.random.default_rng(5).normal(size=(30, 6)).astype(np.float32))
+  pert, _, _ = dfal.deepfool(logits_fn(fns, params, rest), x, 20, 0.02)
+  strat = strategies.get("dfal", fns, max_iter=20, overshoot=0.02, chunk_size=chunk)
+  s = jax.jit(lambda p, r, xb: strat.score(p, r, {"x": xb}, jax.random.key(0)))(params, rest, x)
+  np.testing.assert_allclose(np.asarray(s), -np.linalg.norm(np.asarray(pert), axis=-1),
+                             rtol=1e-5, atol=1e-6)
+
+
+def test_negative_chunk_size_fails_loudly():
+  fns = models.build("mlp", (4,), 3, hidden=())
+  with pytest.raises(ValueError, match="chunk_size must be >= 0"):
+    strategies.get("dfal", fns, chunk_size=-1)

@@ -11,9 +11,13 @@ step along the closest linearised boundary l = argmin d_k:
   r = (|f_l - f_y0| + 1e-4) / ||w_l||^2 * w_l,   eta += r
 until argmax f(x + (1 + overshoot) eta) != y0 or `max_iter` steps.
 
-Here the whole batch runs at once: the per-example Jacobians of the logits
+Here a chunk of rows runs at once: the per-example Jacobians of the logits
 come from one `vmap(jacrev)` (C backward passes batched) and a `while_loop`
-stops when every example has flipped; finished examples stop moving.
+stops when every example of the chunk has flipped; finished examples stop
+moving. Chunks (`chunk_size` rows, `lax.map` over the score batch) bound the
+memory: vmap(jacrev) keeps C backward passes of every row alive, tens of GB
+for a ResNet-18 at score batch 1,000. Examples never interact, so the result
+does not depend on the chunk size.
 
 Where we differ from the reference code (DAL `adversarial_deepfool.py`):
 - The reference keeps r for the last class iterated, not the closest one, in
@@ -85,18 +89,23 @@ def deepfool(logits_fn, x: jax.Array, max_iter: int = 50, overshoot: float = 0.0
   return scale * eta, iters, ~active
 
 
-def dfal(fns, *, max_iter: int = 50, overshoot: float = 0.02) -> Strategy:
+def dfal(fns, *, max_iter: int = 50, overshoot: float = 0.02,
+         chunk_size: int = 256) -> Strategy:
   """DFAL strategy: query the rows with the smallest DeepFool perturbation.
 
   Args:
     fns: the model's `models.Functional`.
     max_iter: DeepFool iterations per example (reference: 50).
     overshoot: DeepFool overshoot (reference code: none; paper code: 0.02).
+    chunk_size: rows attacked together (peak memory ~ chunk_size x C
+      backward passes); 0 = the whole score batch at once.
   """
   if max_iter < 1:
     raise ValueError(f"dfal max_iter must be >= 1, got {max_iter}")
   if overshoot < 0:
     raise ValueError(f"dfal overshoot must be >= 0, got {overshoot}")
+  if chunk_size < 0:
+    raise ValueError(f"dfal chunk_size must be >= 0 (0 = whole batch), got {chunk_size}")
 
   def score(params, rest, batch, key, ext=None):
     del key, ext
@@ -105,7 +114,13 @@ def dfal(fns, *, max_iter: int = 50, overshoot: float = 0.02) -> Strategy:
       return fns.apply(params, rest, xi[None])[0].astype(jnp.float32)
 
     x = batch["x"].astype(jnp.float32)
-    pert, _, _ = deepfool(logits_fn, x, max_iter, overshoot)
+    b = x.shape[0]
+    c = min(chunk_size or b, b)
+    pad = (-b) % c  # zero rows fill the last chunk; their results are dropped
+    xc = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)])
+    pert = jax.lax.map(lambda xi: deepfool(logits_fn, xi, max_iter, overshoot)[0],
+                       xc.reshape((-1, c) + x.shape[1:]))
+    pert = pert.reshape((-1,) + x.shape[1:])[:b]
     # Higher = query first: the smallest perturbation has the highest score.
     return -jnp.linalg.norm(pert.reshape(x.shape[0], -1), axis=-1)
 

@@ -116,7 +116,10 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
       return jnp.concatenate([mu, r[rows][:, None]], -1) if mode == "ta_vaal" else mu
 
     def images(rows):
-      return x[rows].reshape((rows.shape[0],) + shape).astype(jnp.float32)
+      # Minibatch rows gathered from the sharded pool: split them over the
+      # data devices, as train.py does for its batches.
+      return sharding.constrain_rows(
+          x[rows].reshape((rows.shape[0],) + shape).astype(jnp.float32))
 
     # Labelled and unlabelled rows go through the networks as one batch
     # (rows[:B] labelled, rows[B:] unlabelled): with equal halves, the sum of
