@@ -23,6 +23,7 @@ path.
 
 import gzip
 import os
+import zlib
 from typing import NamedTuple
 
 import numpy as np
@@ -172,8 +173,12 @@ def _digits():
 def _read_idx(path: str) -> np.ndarray:
   """Reads one IDX file (big-endian header: magic, dims; uint8 payload)."""
   opener = gzip.open if path.endswith(".gz") else open
-  with opener(path, "rb") as f:
-    raw = f.read()
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (EOFError, OSError, zlib.error) as e:  # truncated / not gzip / unreadable
+    raise ValueError(f"data.path: cannot read {path} ({type(e).__name__}: {e}); the file is "
+                     f"damaged or not an IDX file: download it again") from e
   magic = int.from_bytes(raw[0:4], "big")
   if magic >> 8 != 0x08:  # 0x08 = unsigned byte payload.
     raise ValueError(f"{path}: not a uint8 IDX file (magic {magic:#x})")

@@ -16,13 +16,13 @@ import numpy as np
 from absl import logging
 from tqdm.auto import tqdm
 
-from al_jax import (checkpoint, data, determinism, evaluate, metrics, models, precision, sharding,
-                    strategies, train)
+from al_jax import (checkpoint, data, determinism, evaluate, lock, metrics, models, precision,
+                    sharding, strategies, train, validate)
 from al_jax.strategies.base import PoolView
 
-# Fields whose change makes an existing workdir a different experiment.
-_RESUME_KEYS = ("seed", "data", "model_name", "model", "strategy", "al.initial_size",
-                "al.query_size", "al.initial_balanced", "al.warm_start", "train", "score")
+# Fields that may change when a workdir is reused: they do not change which
+# ids are selected. Every other field (subset_size included) must match.
+_FREE_KEYS = ("progress", "al.num_rounds", "eval.", "mesh", "ckpt.")
 _INITIAL_SET_SALT = 0x7FFFFFFF  # fold_in constant for the initial labelled set.
 
 
@@ -50,38 +50,38 @@ def candidate_rows(key, labelled: np.ndarray, valid: np.ndarray, subset_size: in
   u = np.asarray(jax.random.uniform(key, (len(valid),)))
   pick = np.sort(unl[np.argsort(u[unl], kind="stable")[:subset_size]])
   pos = np.concatenate([pick, np.flatnonzero(labelled)])
-  size = -(-(subset_size + max_labelled) // multiple) * multiple
+  size = candidate_size(subset_size, max_labelled, multiple)
   cand_valid = np.arange(size) < len(pos)
   return np.concatenate([pos, np.zeros(size - len(pos), pos.dtype)]), cand_valid
 
 
 def check_config(config) -> None:
   """Fails on values that make no sense before any data is loaded."""
-  al = config.al
+  validate.check(config)  # Every numeric range, in one place.
   if config.strategy.name not in strategies.STRATEGIES:
     raise ValueError(f"Unknown strategy '{config.strategy.name}'; "
                      f"known: {sorted(strategies.STRATEGIES)}")
+  validate.check_strategy_kw(config.strategy.name, strategies.STRATEGIES[config.strategy.name],
+                             config.strategy.get("kw") or {})
   if config.model_name not in models.MODELS:
     raise ValueError(f"Unknown model '{config.model_name}'; known: {sorted(models.MODELS)}")
   if config.data.name not in data.known_datasets():
     raise ValueError(f"Unknown dataset '{config.data.name}'; known: {data.known_datasets()}")
-  for name in ("initial_size", "query_size"):
-    if int(al[name]) < 1:
-      raise ValueError(f"al.{name} must be >= 1, got {al[name]}")
-  if int(al.num_rounds) < 0:
-    raise ValueError(f"al.num_rounds must be >= 0, got {al.num_rounds}")
-  subset = int(al.get("subset_size", 0) or 0)
-  if subset and subset < int(al.query_size):
-    raise ValueError(f"al.subset_size ({subset}) must be 0 (score the whole pool) or "
-                     f">= al.query_size ({al.query_size})")
-  for name in ("batch_size", "num_epochs"):
-    if int(config.train[name]) < 1:
-      raise ValueError(f"train.{name} must be >= 1, got {config.train[name]}")
   train.make_optimizer(config.train)  # Raises on an unknown optimizer.
   precision.check_dtype(config.train.get("compute_dtype", "float32"))
   augment = config.data.get("augment", "none")
   if augment not in train.AUGMENTATIONS:
     raise ValueError(f"Unknown data.augment '{augment}'; known: {list(train.AUGMENTATIONS)}")
+
+
+class WorkdirError(RuntimeError):
+  """The workdir cannot be used or written (one `error:` line in main)."""
+
+
+def check_workdir_path(workdir: str) -> None:
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ValueError(f"--workdir {workdir} is a file, not a directory; pass a directory "
+                     f"(it is created when missing)")
 
 
 def check_budget(config, pool_size: int) -> None:
@@ -112,19 +112,51 @@ def _flat(config) -> dict:
   return _flat_dict(json.loads(config.to_json_best_effort()))
 
 
-def _check_resume(workdir: str, config) -> None:
+def candidate_size(subset_size: int, max_labelled: int, multiple: int) -> int:
+  """Padded number of candidate rows scored per round in subset mode."""
+  return -(-(subset_size + max_labelled) // multiple) * multiple
+
+
+def _check_resume(workdir: str, config, last: int, score_bs: int) -> None:
+  """Refuses to reuse a workdir holding finished rounds 0..`last` of another experiment.
+
+  Only a workdir with at least one checkpointed round is compared: a run that
+  failed before round 0 finished left nothing worth keeping.
+  """
   path = os.path.join(workdir, "config.json")
   if not os.path.exists(path):
-    return
+    raise WorkdirError(f"workdir {workdir} holds checkpoints of rounds 0-{last} but no "
+                       f"config.json to check them against; use a new --workdir")
   with open(path) as f:
     old = _flat_dict(json.load(f))
   new = _flat(config)
   diff = sorted(k for k in set(old) | set(new)
-                if old.get(k) != new.get(k) and k.startswith(_RESUME_KEYS))
+                if old.get(k) != new.get(k) and not k.startswith(_FREE_KEYS))
   if diff:
     raise ValueError(f"workdir {workdir} holds a run with a different config "
                      f"({', '.join(f'{k}: {old.get(k)!r} -> {new.get(k)!r}' for k in diff)}); "
                      f"use a new --workdir")
+  n_old, n_new = int(old.get("al.num_rounds", 0)), int(config.al.num_rounds)
+  if n_new < last:
+    raise ValueError(f"al.num_rounds={n_new} but workdir {workdir} already holds rounds "
+                     f"0-{last}; pass --config.al.num_rounds={last} or more, or use a new "
+                     f"--workdir")
+  subset = int(config.al.get("subset_size", 0) or 0)
+  if subset and n_new != n_old:
+    al = config.al
+    sizes = [candidate_size(subset, int(al.initial_size) + n * int(al.query_size), score_bs)
+             for n in (n_old, n_new)]
+    if sizes[0] != sizes[1]:  # The padded candidate arrays, hence selections, would differ.
+      raise ValueError(f"al.num_rounds {n_old} -> {n_new} with al.subset_size={subset} "
+                       f"changes the padded candidate set ({sizes[0]} -> {sizes[1]} rows) "
+                       f"the finished rounds selected from; rerun with "
+                       f"--config.al.num_rounds={n_old} or use a new --workdir")
+
+
+def _rounds_before(records: list[dict], stop: int) -> list[dict]:
+  """One record per round < stop, in round order (the last copy wins)."""
+  by_round = {r["round"]: r for r in records if r["round"] < stop}
+  return [by_round[k] for k in sorted(by_round)]
 
 
 def _flat_dict(d, prefix=""):
@@ -160,20 +192,46 @@ def setup(config):
 
 
 def run(config, workdir: str) -> dict:
-  """Runs the whole experiment; returns the summary (also in summary.json)."""
+  """Runs the whole experiment; returns the summary (also in summary.json).
+
+  Holds the workdir lock (`lock.py`) from before the first write to the end.
+  """
+  check_config(config)
   determinism.check(config)
-  mesh, ds, pool, score_bs, fns, strategy = setup(config)
-  prep = data.normalizer(ds) or (lambda a: a)  # uint8 pools: normalised per batch
+  check_workdir_path(workdir)
   writer = metrics.is_writer()
-  if os.path.isdir(workdir):
-    _check_resume(workdir, config)
-  if writer:
-    os.makedirs(workdir, exist_ok=True)
+  if jax.process_count() == 1:  # (Multi-host: only the collective decision below.)
+    lock.check_free(workdir)  # A busy workdir fails now, not after loading data.
+  mesh, ds, pool, score_bs, fns, strategy = setup(config)
+
+  def prepare():  # Process 0, under the lock, before anything else is written.
+    done = checkpoint.finished_rounds(workdir)
+    if done:
+      _check_resume(workdir, config, done[-1], score_bs)
+    # The summary and plot are rewritten at the end; until then none is better
+    # than one describing another number of rounds.
+    for name in ("summary.json", "learning_curve.png"):
+      if os.path.exists(os.path.join(workdir, name)):
+        os.remove(os.path.join(workdir, name))
     metrics.write_json(os.path.join(workdir, "config.json"),
                        json.loads(config.to_json_best_effort()))
+
+  try:
+    held = lock.acquire_all(workdir, prepare)
+  except OSError as e:
+    raise WorkdirError(f"cannot create or lock workdir {workdir}: {e}") from e
+  try:
+    return _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer)
+  finally:
+    held.release()
+
+
+def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer) -> dict:
   al = config.al
   num_rounds, budget = int(al.num_rounds), int(al.query_size)
-  ckpt = checkpoint.Checkpointer(workdir, int(config.ckpt.get("max_to_keep", 2)))
+  prep = data.normalizer(ds) or (lambda a: a)  # uint8 pools: normalised per batch
+  keep = config.ckpt.get("max_to_keep", 2)
+  ckpt = checkpoint.Checkpointer(workdir, None if keep is None else int(keep))
 
   # Device-resident, sharded pool and test set.
   x_pool = sharding.shard_rows(mesh, pool.x)
@@ -204,27 +262,22 @@ def run(config, workdir: str) -> dict:
   warm = bool(al.warm_start)
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
-  params = rest = None
 
-  last = ckpt.latest_round()
-  if last is None:
-    start = 0
+  start, labelled, params, rest = _resume_state(ckpt, config, root, pool, init_fn, workdir)
+  if start == 0:
     labelled = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
                                 pool.valid, int(al.initial_size),
                                 bool(al.get("initial_balanced", False)))
-    history = []
-  else:
-    like = init_fn(round_keys(root, 0).init) if warm else None
-    labelled, meta, restored = ckpt.restore(last, len(pool.y), like)
-    if warm:
-      params, rest = restored
-    start = last + 1
-    logging.info("Resuming %s after round %d (%d labelled)", workdir, last, labelled.sum())
-    history = [m for m in metrics.read_jsonl(metrics_path) if m["round"] < start]
-  if writer:  # Drop records of a round that was logged but not checkpointed.
-    metrics.write_jsonl(metrics_path, history)
-    metrics.write_jsonl(selected_path,
-                        [s for s in metrics.read_jsonl(selected_path) if s["round"] < start])
+  history = _rounds_before(metrics.read_jsonl(metrics_path), start)
+  if [h["round"] for h in history] != list(range(start)):
+    raise WorkdirError(f"{metrics_path} lacks records of rounds that are checkpointed "
+                       f"(has {[h['round'] for h in history]}, needs 0-{start - 1}); "
+                       f"the workdir was edited or damaged: use a new --workdir")
+  if writer:  # Drop records of rounds that were logged but not checkpointed (or duplicated).
+    _write(workdir, lambda: (
+        metrics.write_jsonl(metrics_path, history),
+        metrics.write_jsonl(selected_path, _rounds_before(metrics.read_jsonl(selected_path),
+                                                          min(start, num_rounds)))))
 
   bar = tqdm(range(start, num_rounds + 1), desc=f"AL {config.strategy.name}",
              disable=not writer or not config.get("progress", True), initial=start,
@@ -244,6 +297,7 @@ def run(config, workdir: str) -> dict:
               "train_loss": info.loss, "train_accuracy": info.accuracy,
               "train_steps": info.steps, "time_train": t_train,
               "time_score": 0.0, "time_select": 0.0}
+    sel = None
     if r < num_rounds:
       t0 = time.perf_counter()
       if subset:
@@ -266,16 +320,62 @@ def run(config, workdir: str) -> dict:
       _check_selection(new_ids, labelled, pool.valid, budget, config.strategy.name)
       labelled = labelled.copy()
       labelled[new_ids] = True
-      if writer:
-        metrics.append_jsonl(selected_path, {"round": r, "ids": new_ids.tolist(),
-                                             "scores": [float(s) for s in scores]})
+      sel = {"round": r, "ids": new_ids.tolist(), "scores": [float(s) for s in scores]}
     history.append(record)
+    # A round is finished once its checkpoint is committed; its records are
+    # written just before, and a resume drops records past the checkpoint.
     if writer:
-      metrics.append_jsonl(metrics_path, record)
-    ckpt.save(r, labelled, {"round": r}, (params, rest) if warm else None)
+      _write(workdir, lambda: (
+          sel is not None and metrics.append_jsonl(selected_path, sel),
+          metrics.append_jsonl(metrics_path, record)), r)
+    _write(workdir, lambda: ckpt.save(r, labelled, {"round": r, "selected": sel is not None},
+                                      (params, rest) if warm else None), r)
     bar.set_postfix(acc=f"{m['accuracy']:.3f}", n=record["num_labelled"])
   ckpt.close()
-  return _finish(workdir, config, history, writer)
+  return _write(workdir, lambda: _finish(workdir, config, history, writer))
+
+
+def _write(workdir, fn, round_=None):
+  """Runs a write; a failing one (full disk, permissions) is one clear error."""
+  try:
+    return fn()
+  except OSError as e:
+    where = "" if round_ is None else f"round {round_} "
+    raise WorkdirError(
+        f"writing {where}into {workdir} failed ({e}); every earlier round is intact: "
+        f"fix the cause (disk space, permissions) and run the same command again to "
+        f"resume") from e
+
+
+def _resume_state(ckpt, config, root, pool, init_fn, workdir):
+  """(start round, labelled mask, params, rest) from the last checkpoint.
+
+  A checkpoint whose round selected nothing is a finished run's last round.
+  When al.num_rounds grew since, that round is redone from the state before
+  it, so its skipped query is made exactly as an uninterrupted run makes it.
+  """
+  al = config.al
+  warm = bool(al.warm_start)
+  last = ckpt.latest_round()
+  if last is None:
+    return 0, None, None, None
+  like = init_fn(round_keys(root, 0).init) if warm else None
+  labelled, _, restored = ckpt.restore(last, len(pool.y), like)
+  params, rest = restored if warm else (None, None)
+  selected = int(labelled.sum()) > int(al.initial_size) + last * int(al.query_size)
+  if selected or last >= int(al.num_rounds):
+    logging.info("Resuming %s after round %d (%d labelled)", workdir, last, labelled.sum())
+    return last + 1, labelled, params, rest
+  # Extending: redo round `last` (its labelled set is the one it trained on).
+  params = rest = None
+  if warm and last > 0:
+    if last - 1 not in ckpt.mgr.all_steps():
+      raise WorkdirError(
+          f"extending al.num_rounds of a warm-start run needs the checkpoint of round "
+          f"{last - 1}, which is gone (ckpt.max_to_keep); use a new --workdir")
+    _, _, (params, rest) = ckpt.restore(last - 1, len(pool.y), like)
+  logging.info("Extending %s: redoing round %d to make its query", workdir, last)
+  return last, labelled, params, rest
 
 
 def _check_selection(ids, labelled, valid, budget, name):

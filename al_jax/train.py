@@ -115,7 +115,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     unl_p = (~labelled).astype(jnp.float32)  # padding rows are never sampled: see below
 
     def step(s, carry):
-      params, rest, opt_state, ext, loss_sum, correct, seen, bad = carry
+      params, rest, opt_state, ext, loss_sum, correct, seen, bad, first = carry
       j = s * bsz + jnp.arange(bsz)
       idx = order[j % n_lab]
       k = jax.random.fold_in(k_steps, s)
@@ -141,21 +141,22 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
         ext = ext_def.after_step(params, rest, ext, batch, k_ext, epoch)
       c = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["w"])
       bad = bad | ~jnp.isfinite(loss)
+      first = jnp.where(s == 0, loss, first)  # the divergence guard's reference
       w = batch["w"].sum()
-      return params, rest, opt_state, ext, loss_sum + loss * w, correct + c, seen + w, bad
+      return params, rest, opt_state, ext, loss_sum + loss * w, correct + c, seen + w, bad, first
 
     zero = jnp.zeros((), jnp.float32)
-    carry = (params, rest, opt_state, ext, zero, zero, zero, jnp.zeros((), bool))
+    carry = (params, rest, opt_state, ext, zero, zero, zero, jnp.zeros((), bool), zero)
     if num_steps is None:
       out = jax.lax.fori_loop(0, steps, step, carry)
     else:  # Static count == steps (the caller computed it): no while loop.
       out = jax.lax.fori_loop(0, num_steps, step, carry, unroll=True)
-    params, rest, opt_state, ext, loss_sum, correct, seen, bad = out
+    params, rest, opt_state, ext, loss_sum, correct, seen, bad, first = out
     if ext_def.after_epoch is not None:
       # Hooks see the whole pool: with a uint8 pool this is its one float copy.
       ext = ext_def.after_epoch(params, rest, ext, prep(x), revealed(y, labelled), labelled,
                                 epoch)
-    return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad
+    return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad, first
 
   after_fit = None
   if ext_def.after_fit is not None:
@@ -178,20 +179,21 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     params, rest, opt_state, ext = jax.device_put((params, rest, opt_state, ext),
                                                   sharding.replicated(mesh))
     loss = acc = float("nan")
+    guard = DivergenceGuard(cfg)
     bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
     # Epoch e's flags are read on the host only after epoch e + 1 is queued:
     # reading them at once would idle an accelerator between epochs.
     pending = None
     for e in bar:
-      params, rest, opt_state, ext, loss, acc, bad = epoch_fn(
+      params, rest, opt_state, ext, loss, acc, bad, first = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
           num_steps=steps_per_epoch if unroll else None)
       if pending is not None:
-        _check_epoch(*pending, cfg, bar if show else None)
-      pending = (e, loss, acc, bad)
+        _check_epoch(guard, epochs, *pending, bar if show else None)
+      pending = (e, loss, acc, bad, first)
     if pending is not None:
-      _check_epoch(*pending, cfg, bar if show else None)
+      _check_epoch(guard, epochs, *pending, bar if show else None)
     if ext_def.after_fit is not None:
       ext = after_fit(params, rest, ext, x, revealed(y, labelled), labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
@@ -201,13 +203,54 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
   return fit
 
 
-def _check_epoch(e, loss, acc, bad, cfg, bar) -> None:
-  if bool(bad):
-    raise FloatingPointError(
-        f"Training loss became non-finite in epoch {e} (last mean loss {float(loss)}); "
-        f"lower train.learning_rate={cfg.learning_rate} or set train.grad_clip")
+class DivergenceGuard:
+  """Stops training that diverged, whatever the optimiser.
+
+  The rule, checked after every epoch: training stops with a
+  FloatingPointError when any step's loss is non-finite, or when the epoch's
+  mean loss exceeds `factor` x L0 + 1 for `patience` consecutive epochs (or
+  for every epoch after the first when there are fewer), where L0 is the
+  loss of the very first batch, before any update, and `factor` is
+  train.divergence_factor (default 10). Healthy training stays below L0, so
+  this fires only on losses that blew up (e.g. Adam at a huge learning rate
+  stays finite but ends at chance level).
+  """
+
+  def __init__(self, cfg, patience: int = 3):
+    self.cfg = cfg
+    self.factor = float(cfg.get("divergence_factor", 10.0))
+    self.patience = patience
+    self.ref = None
+    self.above = 0
+
+  def _hint(self) -> str:
+    return (f"at train.learning_rate={self.cfg.learning_rate} "
+            f"(train.optimizer={self.cfg.optimizer}); lower the learning rate or set "
+            f"train.grad_clip")
+
+  def check(self, epoch: int, epochs: int, loss: float, bad: float, first: float) -> None:
+    if bad or not math.isfinite(loss):
+      raise FloatingPointError(
+          f"Training loss became non-finite in epoch {epoch} (last mean loss {loss}) "
+          f"{self._hint()}")
+    if self.ref is None:
+      self.ref = first
+      return
+    limit = self.factor * abs(self.ref) + 1.0
+    self.above = self.above + 1 if loss > limit else 0
+    if self.above >= min(self.patience, epochs - 1):
+      raise FloatingPointError(
+          f"Training diverged in epoch {epoch}: mean loss {loss:.4g} stayed above "
+          f"{limit:.4g} ({self.factor:g} x the first batch's loss {self.ref:.4g} + 1) for "
+          f"{self.above} epochs {self._hint()}")
+
+
+def _check_epoch(guard, epochs, e, loss, acc, bad, first, bar) -> None:
+  """The divergence guard on epoch e's flags: one host sync per epoch, never per step."""
+  loss, acc, bad, first = (float(v) for v in jax.device_get((loss, acc, bad, first)))
+  guard.check(e, epochs, loss, bad, first)
   if bar is not None:
-    bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
+    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
 
 
 def revealed(y: jax.Array, labelled: jax.Array) -> jax.Array:

@@ -111,7 +111,7 @@ def test_finished_run_is_not_redone_and_other_config_refused(tmp_path):
 @pytest.mark.parametrize("override,message", [
     ({"strategy.name": "nope"}, "Unknown strategy 'nope'"),
     ({"al.query_size": 500}, r"al.query_size \(500\).*exceeds the pool of 256"),
-    ({"al.initial_size": 0}, r"al.initial_size must be >= 1, got 0"),
+    ({"al.initial_size": 0}, r"al.initial_size must be an integer >= 1, got 0"),
     ({"data.name": "imagenet_xxl"}, "Unknown dataset 'imagenet_xxl'"),
     ({"model_name": "gpt"}, "Unknown model 'gpt'"),
     ({"al.subset_size": 3}, r"al.subset_size \(3\) must be 0"),
