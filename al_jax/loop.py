@@ -22,8 +22,10 @@ from al_jax.strategies.base import PoolView
 
 # Fields that may change when a workdir is reused: they do not change which
 # ids are selected. Every other field (subset_size included) must match.
-_FREE_KEYS = ("progress", "al.num_rounds", "eval.", "mesh", "ckpt.")
+# "environment." is recorded (versions, XLA flags), not part of the config.
+_FREE_KEYS = ("progress", "al.num_rounds", "eval.", "mesh", "ckpt.", "environment.")
 _INITIAL_SET_SALT = 0x7FFFFFFF  # fold_in constant for the initial labelled set.
+_VALIDATION_SALT = 0x7FFFFFFE  # fold_in constant for the held-out validation rows.
 
 
 class RoundKeys(NamedTuple):
@@ -108,6 +110,20 @@ def initial_labelled(key, y: np.ndarray, valid: np.ndarray, size: int, balanced:
   return mask
 
 
+def validation_rows(key, initial: np.ndarray, size: int) -> np.ndarray:
+  """[N] bool: `size` random rows of the initial labelled set, held out of training.
+
+  They stay labelled (never selected again) and give a per-round validation
+  accuracy and held-out data to strategies (ISAL's s_test).
+  """
+  mask = np.zeros(len(initial), bool)
+  if size:
+    rows = np.flatnonzero(initial)
+    u = np.asarray(jax.random.uniform(key, (len(initial),)))[rows]
+    mask[rows[np.argsort(u, kind="stable")[:size]]] = True
+  return mask
+
+
 def _flat(config) -> dict:
   return _flat_dict(json.loads(config.to_json_best_effort()))
 
@@ -184,6 +200,8 @@ def setup(config):
   score_bs = -(-score_bs // shards) * shards
   pool = data.make_pool(ds.x_train, ds.y_train, score_bs)
   check_budget(config, pool.size)
+  strategies.check_mc_dropout(config.strategy.name, config.model_name, ds.x_train.shape[1:],
+                              ds.num_classes, **config.model.to_dict())
   fns = models.get(config.model_name, ds.x_train.shape[1:], ds.num_classes,
                      **config.model.to_dict())
   fns = precision.with_compute_dtype(fns, config.train.get("compute_dtype", "float32"))
@@ -214,7 +232,8 @@ def run(config, workdir: str) -> dict:
       if os.path.exists(os.path.join(workdir, name)):
         os.remove(os.path.join(workdir, name))
     metrics.write_json(os.path.join(workdir, "config.json"),
-                       json.loads(config.to_json_best_effort()))
+                       {**json.loads(config.to_json_best_effort()),
+                        "environment": metrics.environment()})
 
   try:
     held = lock.acquire_all(workdir, prepare)
@@ -235,6 +254,7 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
 
   # Device-resident, sharded pool and test set.
   x_pool = sharding.shard_rows(mesh, pool.x)
+  ids_pool = sharding.shard_rows(mesh, pool.ids)
   y_pool = sharding.shard_rows(mesh, pool.y)
   eval_bs = -(-min(int(config.eval.batch_size), len(ds.x_test)) // sharding.num_data_shards(mesh))
   eval_bs *= sharding.num_data_shards(mesh)
@@ -249,9 +269,12 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
 
   # `ext` is the extension's final state, None without an extension.
   @jax.jit
-  def score_pool(params, rest, x, key, ext):
+  def score_pool(params, rest, x, ids, key, ext):
+    # Global ids ride along: per-example MC dropout masks are keyed by them.
     return sharding.map_batches(
-        lambda xb: strategy.score(params, rest, {"x": prep(xb)}, key, ext), x, score_bs, mesh)
+        lambda b: strategy.score(params, rest, {"x": prep(b["x"]), "ids": b["ids"]}, key,
+                                 ext),
+        {"x": x, "ids": ids}, score_bs, mesh)
 
   select_fn = (jax.jit(strategy.select, static_argnums=2) if strategy.jit_select
                else strategy.select)
@@ -263,11 +286,17 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
 
+  initial = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
+                             pool.valid, int(al.initial_size),
+                             bool(al.get("initial_balanced", False)))
+  held_out = validation_rows(jax.random.fold_in(root, _VALIDATION_SALT), initial,
+                             int(al.get("validation_size", 0) or 0))
+  held_dev = sharding.shard_rows(mesh, held_out) if held_out.any() else None
+  eval_pool = (evaluate.make_evaluate(fns, score_bs, mesh, preprocess=prep)
+               if held_out.any() else None)
   start, labelled, params, rest = _resume_state(ckpt, config, root, pool, init_fn, workdir)
   if start == 0:
-    labelled = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
-                                pool.valid, int(al.initial_size),
-                                bool(al.get("initial_balanced", False)))
+    labelled = initial
   history = _rounds_before(metrics.read_jsonl(metrics_path), start)
   if [h["round"] for h in history] != list(range(start)):
     raise WorkdirError(f"{metrics_path} lacks records of rounds that are checkpointed "
@@ -287,9 +316,9 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
     if not warm or params is None:
       params, rest = init_fn(keys.init)
     t0 = time.perf_counter()
-    lab_dev = sharding.shard_rows(mesh, labelled)
+    lab_dev = sharding.shard_rows(mesh, labelled & ~held_out)
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
-                             show=writer and config.get("progress", True))
+                             show=writer and config.get("progress", True), validation=held_dev)
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
     m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}
@@ -297,6 +326,9 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
               "train_loss": info.loss, "train_accuracy": info.accuracy,
               "train_steps": info.steps, "time_train": t_train,
               "time_score": 0.0, "time_select": 0.0}
+    if held_dev is not None:
+      record["validation_accuracy"] = float(
+          eval_pool(params, rest, x_pool, y_pool, held_dev)["accuracy"])
     sel = None
     if r < num_rounds:
       t0 = time.perf_counter()
@@ -304,9 +336,11 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
         pos, cand_valid = candidate_rows(keys.subset, labelled, pool.valid, subset,
                                          max_labelled, score_bs)
         x_cand = sharding.shard_rows(mesh, pool.x[pos])
+        ids_cand = sharding.shard_rows(mesh, pool.ids[pos])
       else:
-        pos, cand_valid, x_cand = np.arange(len(pool.y)), pool.valid, x_pool
-      feats = jax.block_until_ready(score_pool(params, rest, x_cand, keys.score, ext))
+        pos, cand_valid = np.arange(len(pool.y)), pool.valid
+        x_cand, ids_cand = x_pool, ids_pool
+      feats = jax.block_until_ready(score_pool(params, rest, x_cand, ids_cand, keys.score, ext))
       record["time_score"] = time.perf_counter() - t0
       t0 = time.perf_counter()
       cand_lab = labelled[pos] & cand_valid
@@ -402,7 +436,8 @@ def _finish(workdir, config, history, writer) -> dict:
   acc = [h["accuracy"] for h in history]
   summary = {"strategy": config.strategy.name, "seed": int(config.seed),
              "dataset": config.data.name, "aubc": metrics.aubc(n, acc),
-             "final_accuracy": acc[-1], "num_labelled": n[-1], "rounds": len(history)}
+             "final_accuracy": acc[-1], "num_labelled": n[-1], "rounds": len(history),
+             "environment": metrics.environment()}
   if writer:
     metrics.write_json(os.path.join(workdir, "summary.json"), summary)
     metrics.plot_curves(os.path.join(workdir, "learning_curve.png"),

@@ -16,6 +16,27 @@ def is_writer() -> bool:
   return jax.process_index() == 0
 
 
+def environment() -> dict:
+  """What besides the config decides the picks: library versions, backend, XLA flags.
+
+  "Same seed, same ids" holds only when these match: single-threaded XLA on
+  the same versions changed BALD's MNIST-10k picks from round 2 on.
+  """
+  from importlib import metadata
+  versions = {}
+  for pkg in ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "orbax-checkpoint",
+              "ml-collections"):
+    try:
+      versions[pkg] = metadata.version(pkg)
+    except metadata.PackageNotFoundError:
+      versions[pkg] = None
+  return {"versions": versions, "backend": jax.default_backend(),
+          "device_kind": jax.devices()[0].device_kind, "device_count": jax.device_count(),
+          "process_count": jax.process_count(),
+          "xla_flags": os.environ.get("XLA_FLAGS", ""),
+          "jax_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("JAX_")}}
+
+
 def _atomic_write(path: str, text: str) -> None:
   tmp = f"{path}.tmp{os.getpid()}"
   with open(tmp, "w") as f:

@@ -73,9 +73,12 @@ def augment(x: jax.Array, key, kind: str) -> jax.Array:
 
 def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtension | None = None,
              preprocess: Callable | None = None):
-  """Returns fit(params, rest, x, y, labelled, key, show=False) -> (params, rest, ext, TrainInfo).
+  """Returns fit(params, rest, x, y, labelled, key, show=False, validation=None)
+  -> (params, rest, ext, TrainInfo).
 
-  x, y: the whole padded pool (device arrays); labelled: [N_pad] bool.
+  x, y: the whole padded pool (device arrays); labelled: [N_pad] bool, the
+  rows trained on. validation: optional [N_pad] bool of held-out labelled
+  rows, never trained on; `after_fit` finds it in ext["validation"].
   preprocess: x -> float input, applied inside the jitted epoch to each
   gathered batch (a uint8 pool's `data.normalizer`); None: x is used as is.
   `ext` is the extension's final state (None without an extension).
@@ -163,7 +166,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     after_fit = jax.jit(lambda params, rest, ext, x, y, labelled: ext_def.after_fit(
         params, rest, ext, prep(x), y, labelled))
 
-  def fit(params, rest, x, y, labelled, key, show: bool = False):
+  def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None):
     n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
     if n_lab == 0:
       raise ValueError("Cannot train on an empty labelled set")
@@ -195,7 +198,11 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     if pending is not None:
       _check_epoch(guard, epochs, *pending, bar if show else None)
     if ext_def.after_fit is not None:
-      ext = after_fit(params, rest, ext, x, revealed(y, labelled), labelled)
+      if validation is not None:  # Held-out labelled rows (al.validation_size), e.g. ISAL's v.
+        ext = {**ext, "validation": validation}
+      # Labels of training and held-out labelled rows only; -1 elsewhere.
+      seen = labelled if validation is None else labelled | validation
+      ext = after_fit(params, rest, ext, x, revealed(y, seen), labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
     return params, rest, (ext if extension is not None else None), info
 

@@ -49,6 +49,7 @@ FIELDS = {
     "al.query_size": INT_GE1,
     "al.num_rounds": INT_GE0,
     "al.subset_size": INT_GE0,
+    "al.validation_size": INT_GE0,
     "score.batch_size": INT_GE1,
     "score.microbatch_size": INT_GE1,
     "eval.batch_size": INT_GE1,
@@ -78,7 +79,9 @@ KW_FIELDS = {
         "num_inits", "num_iters", "num_samples", "num_steps", "repeats", "vae_steps",
         "val_size", "z_dim")},
     **{k: INT_GE0 for k in ("num_clusters", "max_outliers", "detach_epoch")},
-    **{k: POSITIVE for k in ("lr", "critic_lr", "module_lr", "scale", "time_limit")},
+    **{k: POSITIVE for k in ("lr", "critic_lr", "module_lr", "scale")},
+    "time_limit": optional(POSITIVE),  # coreset_mip: None = no wall-clock limit
+    "node_limit": INT_GE1,
     **{k: NONNEG for k in ("adversary_weight", "ce_weight", "gp_weight", "loss_weight",
                            "recon_weight", "weight", "damping", "weight_decay")},
     "samples_per_pass": optional(INT_GE1),
@@ -116,6 +119,11 @@ def check(config) -> None:
     rule = KW_FIELDS.get(name)
     if rule is not None and not rule[1](kw[name]):
       _fail(f"strategy.kw.{name}", kw[name], rule[0])
+  val = _get(config, "al.validation_size")[1]
+  if val and val >= config.al.initial_size:
+    raise ValueError(f"al.validation_size ({val}) must be 0 (no held-out rows) or less than "
+                     f"al.initial_size ({config.al.initial_size}): it is held out of the "
+                     f"initial set")
   subset, query = _get(config, "al.subset_size")[1], config.al.query_size
   if subset and subset < query:
     raise ValueError(f"al.subset_size ({subset}) must be 0 (score the whole pool) or "

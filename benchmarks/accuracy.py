@@ -76,7 +76,9 @@ def kw_for(name: str, base_name: str, base_kw: dict) -> dict:
   if name == base_name:
     return dict(base_kw)
   accepted = strategy_kw(name)
-  return {k: v for k, v in base_kw.items() if k in accepted}
+  # Each MC strategy keeps its own mask scheme (BatchBALD shared, the others
+  # per example): one config's `mask` must not carry over.
+  return {k: v for k, v in base_kw.items() if k in accepted and k != "mask"}
 
 
 @functools.cache

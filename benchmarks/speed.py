@@ -180,7 +180,10 @@ def peer(lib, name, data, budget, args, delta):
   if lib == "baal":
     from baal.active import heuristics
     h = {"bald": lambda: heuristics.BALD(), "bayesian_entropy": lambda: heuristics.Entropy(),
-         "batchbald": lambda: heuristics.BatchBALD(num_samples=budget, num_draw=args.m)}[name]()
+         # baal's num_draw is label configurations per MC network: M / K gives
+         # the same M configurations in all as al_jax and batchbald_redux.
+         "batchbald": lambda: heuristics.BatchBALD(num_samples=budget,
+                                                   num_draw=max(args.m // args.k, 1))}[name]()
     probs_nck = np.exp(data.logp[unl].astype(np.float64)).transpose(0, 2, 1).copy()  # [N, C, K]
     return lambda: unl[np.asarray(h(probs_nck))[:budget]]
   if lib == "redux":
@@ -225,13 +228,16 @@ def worker(args) -> dict:
   ids = np.asarray(ids).reshape(-1)[:args.budget]
   out["ids_ok"] = bool(len(set(ids.tolist())) == args.budget and
                        not data.labelled[ids].any())
+  if name == "batchbald" and out["ids_ok"]:  # Batch quality, the same measure for every library.
+    from benchmarks.batchbald_quality import true_joint_mi
+    out["joint_mi"] = true_joint_mi(data.logp, ids, args.mi_samples)
   return out
 
 
 def run_case(args, name, lib, n, budget, delta):
   cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--strategy", name, "--lib", lib,
          "--n", str(n), "--budget", str(budget), "--delta", str(delta)]
-  for f in ("d", "c", "k", "m", "labelled", "repeats", "max_seconds"):
+  for f in ("d", "c", "k", "m", "labelled", "repeats", "max_seconds", "mi_samples"):
     cmd += [f"--{f}", str(getattr(args, f))]
   env = dict(os.environ, JAX_PLATFORMS=os.environ.get("JAX_PLATFORMS", "cpu"))
   try:
@@ -267,6 +273,8 @@ def main():
   p.add_argument("--c", type=int, default=10)
   p.add_argument("--k", type=int, default=20)
   p.add_argument("--m", type=int, default=1000, help="BatchBALD sampled configurations")
+  p.add_argument("--mi_samples", type=int, default=1_000_000,
+                 help="Monte-Carlo draws for a BatchBALD batch's true joint MI")
   p.add_argument("--labelled", type=int, default=100)
   p.add_argument("--repeats", type=int, default=3)
   p.add_argument("--max_seconds", type=float, default=120.0)
@@ -327,7 +335,8 @@ def table(rows, args) -> str:
   lines = [(f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores; jax {jax.__version__}, "
             f"d = {args.d}, C = {args.c}, K = {args.k}, BatchBALD M = {args.m}."), "",
            ("| strategy | N | batch | al_jax s (compile s) | al_jax MB | peer | peer s | peer MB | "
-            "peer s / al_jax s |"), "|---|---|---|---|---|---|---|---|---|"]
+            "peer s / al_jax s | joint MI al_jax / peer |"),
+           "|---|---|---|---|---|---|---|---|---|---|"]
   by = {(r["strategy"], r["n"], r["budget"], r["lib"]): r for r in rows}
   for (name, n, budget, lib), r in by.items():
     if lib != "al_jax":
@@ -340,16 +349,17 @@ def table(rows, args) -> str:
     if not r.get("ids_ok", True):
       head = head.replace(f"| {name} |", f"| {name} (BAD IDS) |")
     plist = [(lb, a) for lb, a in CASES[name][1] if (name, n, budget, lb) in by]
+    mi = lambda row: f"{row['joint_mi']:.3f}" if "joint_mi" in row else "-"
     if not plist:
-      lines.append(head + " - | - | - | - |")
+      lines.append(head + f" - | - | - | - | {mi(r)} |")
     for lb, algo in plist:
       q = by[(name, n, budget, lb)]
       if "seconds" in q:
         ratio = f"{q['seconds'] / ours_s:.1f}x" if ours_s else "-"
         lines.append(head + f" {lb} {algo} | {q['seconds']:.3f} | {q['peak_extra_mb']:.0f} | "
-                     f"{ratio} |")
+                     f"{ratio} | {mi(r)} / {mi(q)} |")
       else:
-        lines.append(head + f" {lb} {algo} | {q.get('error', '-')} | - | - |")
+        lines.append(head + f" {lb} {algo} | {q.get('error', '-')} | - | - | - |")
   return "\n".join(lines)
 
 

@@ -32,7 +32,7 @@ def get_config(arg: str | None = None):
   c.strategy.name = name
   c.strategy.kw = strategy_kw(name)
   if name == "coreset_mip":  # The MIP needs candidates beyond the 1,000 greedy picks.
-    c.strategy.kw.update(max_candidates=3000, time_limit=60.0)
+    c.strategy.kw.update(max_candidates=3000)
   c.train.optimizer = "sgd"
   c.train.learning_rate = 0.1
   c.train.momentum = 0.9

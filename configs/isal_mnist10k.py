@@ -15,6 +15,8 @@ def get_config(arg: str | None = None):
   c.strategy.name = "isal"
   c.strategy.kw = dict(solver="lissa", damping=0.01, scale=100.0, depth=200, repeats=2,
                        hvp_batch_size=64, val_size=512, cg_iters=20)
+  # v of s_test from 5 held-out initial labels, not the rows the model fits.
+  c.al.validation_size = 5
   if arg == "smoke":
     c = smoke(c)
     # A few LiSSA steps: on CPU each CNN HVP inside the loop costs ~10x a step.

@@ -26,7 +26,7 @@ def test_penalty_matrix_counts_significant_wins():
 
 
 def test_kw_for_keeps_own_kw_and_only_accepted_entries_for_others():
-  base = {"num_samples": 10, "samples_per_pass": None, "num_configs": 500}
+  base = {"num_samples": 10, "samples_per_pass": None, "num_configs": 500, "mask": "shared"}
   assert accuracy.kw_for("batchbald", "batchbald", base) == base
   assert accuracy.kw_for("bald", "batchbald", base) == {"num_samples": 10, "samples_per_pass": None}
   assert accuracy.kw_for("entropy", "batchbald", base) == {}
@@ -77,6 +77,7 @@ def test_per_strategy_runs_each_strategy_with_its_own_config_and_the_overrides(t
          for n in ("random", "vaal", "bald")}
   assert cfg["vaal"]["strategy"]["kw"]["num_steps"] == 3  # the override, vaal only
   assert cfg["vaal"]["strategy"]["kw"]["disc_hidden"] == [256, 256]  # vaal_digits' kw
-  assert cfg["bald"]["strategy"]["kw"] == {"num_samples": 20, "samples_per_pass": None}
+  assert cfg["bald"]["strategy"]["kw"] == {"num_samples": 20, "samples_per_pass": None,
+                                           "mask": "per_example"}
   assert all(c["al"]["num_rounds"] == 1 and c["model"]["dropout"] == 0.5 for c in cfg.values())
   assert "| vaal | 1 | 2 |" in (out / "table.md").read_text()

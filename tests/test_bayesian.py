@@ -21,15 +21,23 @@ class RandomLinearFns:
     return 3.0 * x @ jax.random.normal(key, (x.shape[-1], C))
 
 
-def np_logp(x, key, k):
-  """[N, K, C] from the same K networks, softmax in float64 NumPy."""
-  out = []
+def np_logp(x, key, k, ids=None):
+  """[N, K, C] from the same networks, softmax in float64 NumPy.
+
+  ids None: network k is W(fold_in(key, k)) for every row (shared masks);
+  else row i of sample k uses W(fold_in(fold_in(key, k), ids[i])).
+  """
+  def w(kk):
+    return np.asarray(jax.random.normal(kk, (x.shape[-1], C)), np.float64)
+
+  out = np.zeros((len(x), k, C))
   for j in range(k):
-    w = np.asarray(jax.random.normal(jax.random.fold_in(key, j), (x.shape[-1], C)), np.float64)
-    z = 3.0 * x.astype(np.float64) @ w
-    out.append(z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
-               - z.max(-1, keepdims=True))
-  return np.stack(out, 1)
+    kj = jax.random.fold_in(key, j)
+    for i in range(len(x)):
+      wi = w(kj if ids is None else jax.random.fold_in(kj, int(ids[i]) & 0xFFFFFFFF))
+      z = 3.0 * x[i].astype(np.float64) @ wi
+      out[i, j] = z - z.max() - np.log(np.exp(z - z.max()).sum())
+  return out
 
 
 def np_score(name, logp):
@@ -51,25 +59,60 @@ def np_score(name, logp):
 
 
 def np_top(scores, pool, budget):
+  """Global ids of the `budget` best unlabelled rows, ties to the lower position."""
   cand = [i for i in range(len(scores)) if pool.valid[i] and not pool.labelled[i]]
   cand.sort(key=lambda i: (-scores[i], i))
-  return np.array(cand[:budget])
+  return np.asarray(pool.ids)[np.array(cand[:budget])]
 
 
+@pytest.mark.parametrize("mask", ["per_example", "shared"])
 @pytest.mark.parametrize("name", TOP_K)
-def test_top_k_strategies_match_numpy(name):
+def test_top_k_strategies_match_numpy(name, mask):
   x = np.asarray(jax.random.normal(jax.random.key(0), (40, 3)), np.float32)
   key = jax.random.key(11)
-  strat = strategies.get(name, RandomLinearFns(), num_samples=9)
-  got = np.asarray(jax.jit(strat.score)(None, None, {"x": x}, key))
-  ref = np_score(name, np_logp(x, key, 9))
+  pool = make_pool(36, 40, 10, 1, id_offset=500)  # ids != positions
+  strat = strategies.get(name, RandomLinearFns(), num_samples=9, mask=mask)
+  got = np.asarray(jax.jit(strat.score)(None, None, {"x": x, "ids": pool.ids}, key))
+  ref = np_score(name, np_logp(x, key, 9, None if mask == "shared" else np.asarray(pool.ids)))
   np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
-  pool = make_pool(36, 40, 10, 1)
   ids, vals = jax.jit(strat.select, static_argnums=2)(jnp.asarray(got), pool, 7, None)
-  if name != "variation_ratios":  # Its many exact ties make float order meaningful.
-    np.testing.assert_array_equal(np.asarray(ids), np_top(ref, pool, 7))
-  np.testing.assert_array_equal(np.asarray(ids), np_top(got, pool, 7))
-  np.testing.assert_allclose(vals, got[np.asarray(ids)])
+  ids = np.asarray(ids)
+  np.testing.assert_array_equal(ids, np_top(got, pool, 7))
+  pos = ids - 500
+  np.testing.assert_allclose(vals, got[pos])
+  # Against the float64 reference, tie-aware (variation ratios has many exact
+  # ties): the picks hold the 7 best reference scores, and none is worse than
+  # an unpicked candidate.
+  unl = np.asarray(pool.valid & ~pool.labelled)
+  rest_best = np.max(np.where(unl & ~np.isin(np.arange(40), pos), ref, -np.inf))
+  assert ref[pos].min() >= rest_best - 1e-6, (ref[pos], rest_best)
+  np.testing.assert_allclose(np.sort(ref[pos]), np.sort(ref[np_top(ref, pool, 7) - 500]),
+                             atol=1e-6)
+  if name != "variation_ratios":  # No ties: the very same ids.
+    np.testing.assert_array_equal(ids, np_top(ref, pool, 7))
+
+
+def test_variation_ratios_reference_without_ties():
+  """Votes against a brute-force count on inputs where every row has its own score."""
+  k = 8
+  rng = np.random.default_rng(0)
+  n = k // 2 + 1  # Modal counts k/2 .. k: all distinct.
+  logits = np.full((n, k, C), -5.0)
+  for i in range(n):
+    top = k - i  # Row i: `top` networks vote class 0, the rest split over 1..C-1.
+    logits[i, :top, 0] = 5.0
+    for j in range(top, k):
+      logits[i, j, 1 + (j % (C - 1))] = 5.0
+  logits += rng.normal(size=logits.shape) * 0.1
+  logp = jax.nn.log_softmax(jnp.asarray(logits, jnp.float32))
+  got = np.asarray(mc.variation_ratios(logp))
+  want = np.array([1 - max(np.bincount(np.argmax(logits[i], -1), minlength=C)) / k
+                   for i in range(n)])
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  assert len(np.unique(want)) == n
+  pool = make_pool(n, n, 0, 0, id_offset=40)
+  ids, _ = strategies.get("variation_ratios", None).select(jnp.asarray(got), pool, 3, None)
+  np.testing.assert_array_equal(np.asarray(ids), 40 + np.argsort(-want)[:3])
 
 
 def random_bald(seed, n=40):
@@ -159,3 +202,24 @@ def test_unrolled_epochs_train_exactly_like_the_fori_loop(devices):
     out.append(params)
   for a, b in zip(jax.tree.leaves(out[0]), jax.tree.leaves(out[1])):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_mc_strategy_on_a_dropout_free_model_stops_before_training(tmp_path):
+  """BALD on the default (dropout 0) MLP would score rounding noise: one clear error."""
+  from tests.test_loop import get
+  from al_jax import loop
+  w = tmp_path / "w"
+  with pytest.raises(ValueError, match=r"'bald'.*--config\.model\.dropout=0\.5"):
+    loop.run(get(**{"strategy.name": "bald"}), str(w))
+  assert not w.exists()
+  # The CNN names both of its rates; a non-MC strategy and dropout > 0 pass.
+  with pytest.raises(ValueError, match="dropout_conv=0.5 or --config.model.dropout_dense=0.5"):
+    strategies.check_mc_dropout("batchbald", "cnn", (8, 8, 1), 3, filters=2, kernel_size=3,
+                                dense=4, dropout_conv=0.0, dropout_dense=0.0)
+  strategies.check_mc_dropout("batchbald", "cnn", (8, 8, 1), 3, filters=2, kernel_size=3,
+                              dense=4, dropout_conv=0.0, dropout_dense=0.5)
+  strategies.check_mc_dropout("entropy", "mlp", (6,), 3, dropout=0.0)
+  strategies.check_mc_dropout("power_bald", "mlp", (6,), 3, dropout=0.1)
+  for name in ("bayesian_lc", "variation_ratios", "mean_std", "power_entropy"):
+    with pytest.raises(ValueError, match=name):
+      strategies.check_mc_dropout(name, "mlp", (6,), 3, dropout=0.0)

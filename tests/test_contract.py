@@ -106,11 +106,13 @@ def run_strategy(name, y, budget=BUDGET):
   x, _, valid, labelled = pool_arrays()
   params, rest, ext = fitted(name, strat, y, labelled, x)
   assert (ext is None) == (strat.extension is None)
-  feats = jax.jit(lambda p, r, xx, k, e: sharding.map_batches(
-      lambda b: strat.score(p, r, {"x": b}, k, e), xx, SCORE_BATCH))(
-          params, rest, jnp.asarray(x), jax.random.key(2), ext)
+  pool = view(y, valid, labelled)
+  # As the loop: batches carry the rows' global ids (per-example MC masks).
+  feats = jax.jit(lambda p, r, xx, ii, k, e: sharding.map_batches(
+      lambda b: strat.score(p, r, b, k, e), {"x": xx, "ids": ii}, SCORE_BATCH))(
+          params, rest, jnp.asarray(x), pool.ids, jax.random.key(2), ext)
   select = jax.jit(strat.select, static_argnums=2) if strat.jit_select else strat.select
-  ids, scores = select(feats, view(y, valid, labelled), budget, jax.random.key(3), ext)
+  ids, scores = select(feats, pool, budget, jax.random.key(3), ext)
   return np.asarray(sharding.to_host(ids)), np.asarray(sharding.to_host(scores))
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from al_jax import models, per_example, prune, strategies
+from al_jax import models, per_example, prune, sharding, strategies
 from al_jax.strategies import data_diet
 
 
@@ -66,13 +66,51 @@ def test_bad_options_fail_loudly(mlp, kw, match):
     strategies.get("grand", mlp[0], **kw)
 
 
-def test_prune_mode_reports_accuracies_on_tiny_digits():
+def test_prune_mode_reports_accuracies_on_tiny_digits(monkeypatch):
+  """Drops the LOWEST-scoring half, trains on exactly the kept / random / full rows,
+  and reports each model's test accuracy."""
   from configs import el2n_digits
+  from al_jax import train
   c = el2n_digits.get_config("smoke")
   c.data.max_train, c.data.max_test = 96, 64
   c.mesh = [("data", 1)]
+  seen = {"masks": [], "scores": None, "acc": []}
+  real_scores, real_fit, real_eval = prune.score_rows, train.make_fit, prune.evaluate.make_evaluate
+
+  def spy_scores(*a, **kw):
+    seen["scores"] = real_scores(*a, **kw)
+    return seen["scores"]
+
+  def spy_make_fit(*a, **kw):
+    fit = real_fit(*a, **kw)
+
+    def wrapped(params, rest, x, y, labelled, key, **fkw):
+      seen["masks"].append(np.asarray(sharding.to_host(labelled)))
+      return fit(params, rest, x, y, labelled, key, **fkw)
+    return wrapped
+
+  def spy_eval(*a, **kw):
+    ev = real_eval(*a, **kw)
+
+    def wrapped(*ea):
+      out = ev(*ea)
+      seen["acc"].append(float(out["accuracy"]))
+      return out
+    return wrapped
+
+  monkeypatch.setattr(prune, "score_rows", spy_scores)
+  monkeypatch.setattr(prune.train, "make_fit", spy_make_fit)
+  monkeypatch.setattr(prune.evaluate, "make_evaluate", spy_eval)
   r = prune.run(c, 0.5, "el2n", num_seeds=2, score_epochs=0)  # at init: one compile less
   assert r["kept"] == 48 and r["pool"] == 96
+  keep, rand, full = seen["masks"][-3:]
+  scores = seen["scores"]
+  valid = np.isfinite(scores)
+  assert valid.sum() == 96 and keep.sum() == rand.sum() == 48 and (full == valid).all()
+  # The kept rows are the 48 highest scores: every dropped row scores <= every kept one.
+  assert scores[keep].min() >= scores[valid & ~keep].max()
+  assert not (rand == keep).all() and not (rand & ~valid).any()
+  assert seen["acc"][-3:] == [r["accuracy"], r["random_accuracy"], r["full_accuracy"]]
   for k in ("accuracy", "random_accuracy", "full_accuracy"):
     assert 0.0 <= r[k] <= 1.0
   with pytest.raises(ValueError, match="fraction"):

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import scipy.optimize
 
 from al_jax import sharding, strategies
 from al_jax.kernels import kcenter
@@ -136,6 +137,36 @@ def test_mip_falls_back_to_greedy_when_the_solver_gives_up(monkeypatch):
   monkeypatch.setattr(kcenter_mip, "feasible", lambda *a: ("unknown", "time limit"))
   picks, r, r_greedy, info = kcenter_mip.robust_k_center(d, d_lab, 3, 0, 0.01, first=2)
   assert info["fallback"] and picks == kcenter_mip.greedy(d, d_lab, 3, 2) and r == r_greedy
+
+
+def test_mip_budget_is_nodes_not_seconds(monkeypatch):
+  """Same picks with or without a (generous) wall-clock limit; HiGHS gets a node limit
+  and, by default, no time limit at all, so a slower machine cannot end a solve early."""
+  rng = np.random.default_rng(5)
+  x = rng.normal(size=(60, 3))
+  d, d_lab = kcenter_mip.pairwise(x), np.full(60, np.inf)
+  runs = [kcenter_mip.robust_k_center(d, d_lab, 5, 1, t, first=3, node_limit=n)
+          for t, n in ((None, 2000), (1000.0, 2000), (None, 1), (None, 1))]
+  assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+  assert runs[2][0] == runs[3][0]  # A binding node limit ends the same way every time.
+  seen = []
+  real = scipy.optimize.milp
+
+  def spy(*a, **kw):
+    seen.append(dict(kw["options"]))
+    return real(*a, **kw)
+
+  monkeypatch.setattr(scipy.optimize, "milp", spy)
+  strat = strategies.get("coreset_mip", None, node_limit=77)
+  emb = jnp.asarray(x, jnp.float32)
+  pool = PoolView(jnp.arange(60, dtype=jnp.int32) + 7, jnp.ones(60, bool), jnp.zeros(60, bool),
+                  jnp.full(60, -1))
+  a, _ = strat.select(emb, pool, 4, jax.random.key(0))
+  assert seen and all(o["node_limit"] == 77 and "time_limit" not in o for o in seen)
+  b, _ = strategies.get("coreset_mip", None, node_limit=77, time_limit=500.0).select(
+      emb, pool, 4, jax.random.key(0))
+  np.testing.assert_array_equal(a, b)
+  assert seen[-1]["time_limit"] == 500.0
 
 
 @pytest.mark.parametrize("max_candidates", [1000, 20])

@@ -27,3 +27,13 @@ def test_jsonl_roundtrip_and_plot(tmp_path):
   with open(png, "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   assert [f.name for f in tmp_path.iterdir() if ".tmp" in f.name] == []
+
+
+def test_environment_records_versions_and_xla_flags():
+  import os
+  import jax
+  env = metrics.environment()
+  assert env["versions"]["jax"] == jax.__version__
+  assert env["xla_flags"] == os.environ.get("XLA_FLAGS", "")
+  assert "--xla_force_host_platform_device_count=8" in env["xla_flags"]  # tests/conftest.py
+  assert env["backend"] == jax.default_backend() and env["device_count"] == jax.device_count()

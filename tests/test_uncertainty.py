@@ -43,22 +43,24 @@ def test_uncertainty_matches_numpy(name):
   strat = strategies.get(name, FakeFns())
   got = np.asarray(strat.score(None, None, {"x": jnp.asarray(logits)}, None))
   np.testing.assert_allclose(got, np_scores(logits.astype(np.float64))[name], rtol=1e-4, atol=1e-6)
-  pool = make_pool(36, 40, 10, 1)
+  pool = make_pool(36, 40, 10, 1, id_offset=300)  # ids != positions
   ids, vals = jax.jit(strat.select, static_argnums=2)(jnp.asarray(got), pool, 7, None)
   ref = np_select(got, np.asarray(pool.valid), np.asarray(pool.labelled), 7)
-  np.testing.assert_array_equal(np.asarray(ids), ref)
+  np.testing.assert_array_equal(np.asarray(ids), ref + 300)
   np.testing.assert_allclose(vals, got[ref])
 
 
 def test_masked_top_k_never_returns_labelled_padding_or_nan_first():
   scores = jnp.array([9.0, jnp.nan, 5.0, 8.0, -jnp.inf, 1.0, 100.0, 100.0])
-  pool = PoolView(jnp.array([0, 1, 2, 3, 4, 5, -1, -1]), jnp.arange(8) < 6,
+  pool = PoolView(jnp.array([10, 11, 12, 13, 14, 15, -1, -1]), jnp.arange(8) < 6,
                   jnp.array([True, False, False, False, False, False, False, False]),
                   jnp.full(8, -1))
-  ids, _ = topk.masked_top_k(scores, pool, 5)
-  # Labelled 0 and padding 6, 7 never appear; NaN/-inf rows come after real scores.
-  assert list(np.asarray(ids)[:3]) == [3, 2, 5]
-  assert set(np.asarray(ids)[3:]) == {1, 4}
+  ids, vals = topk.masked_top_k(scores, pool, 5)
+  # Global ids (not positions). Labelled 10 and padding never appear; NaN/-inf
+  # rows come after real scores.
+  assert list(np.asarray(ids)[:3]) == [13, 12, 15]
+  assert set(np.asarray(ids)[3:]) == {11, 14}
+  np.testing.assert_array_equal(np.asarray(vals)[:3], [8.0, 5.0, 1.0])
 
 
 def test_random_is_uniform_over_unlabelled():

@@ -18,6 +18,12 @@ Where this differs from the reference (ozansener/active_learning_coreset,
 bounds every outlier variable by 0); the assignment variables x_ij are
 replaced by the equivalent set-cover rows (DESIGN.md: the assignment MIP did
 not finish in 120 s at 200 points, the set cover takes 0.6 s).
+
+Deterministic budget: each solve is bounded by HiGHS's branch-and-bound node
+limit (`node_limit`), and the search by the number of distinct candidate
+radii (at most log2 of it solves), so the same inputs give the same picks on
+any machine. A wall-clock `time_limit` (None by default) is only a safety
+net: a solve that hits it can end differently on a slower machine.
 """
 
 import numpy as np
@@ -57,8 +63,8 @@ def greedy(d: np.ndarray, d_lab: np.ndarray, budget: int, first: int = 0) -> lis
   return picks
 
 
-def feasible(d, d_lab, budget, delta, max_outliers, time_limit):
-  """Solves the feasibility MIP at radius `delta`.
+def feasible(d, d_lab, budget, delta, max_outliers, time_limit=None, node_limit: int = 2000):
+  """Solves the feasibility MIP at radius `delta` within `node_limit` B&B nodes.
 
   Returns:
     ("feasible", picks) | ("infeasible", None) | ("unknown", message).
@@ -76,10 +82,12 @@ def feasible(d, d_lab, budget, delta, max_outliers, time_limit):
   if n_z:
     cons.append(scipy.optimize.LinearConstraint(
         np.concatenate([np.zeros(m), np.ones(n_z)])[None], 0, max_outliers))
+  options = {"node_limit": int(node_limit), "disp": False}
+  if time_limit is not None:
+    options["time_limit"] = float(time_limit)
   res = scipy.optimize.milp(
       np.concatenate([np.zeros(m), np.ones(n_z)]), integrality=np.ones(m + n_z),
-      bounds=scipy.optimize.Bounds(0, 1), constraints=cons,
-      options={"time_limit": float(time_limit), "disp": False})
+      bounds=scipy.optimize.Bounds(0, 1), constraints=cons, options=options)
   if res.status == 2:
     return "infeasible", None
   if res.x is not None and res.status in (0, 1):
@@ -90,14 +98,18 @@ def feasible(d, d_lab, budget, delta, max_outliers, time_limit):
 
 
 def robust_k_center(d: np.ndarray, d_lab: np.ndarray, budget: int, max_outliers: int = 0,
-                    time_limit: float = 10.0, first: int = 0):
+                    time_limit: float | None = None, first: int = 0,
+                    node_limit: int = 2000):
   """Binary search on the radius from the greedy solution.
 
   Args:
     d: [m, m] candidate distances. d_lab: [m] distance of each candidate to
       its nearest labelled row (+inf when L is empty). budget: new centres.
-    max_outliers: points the cover may leave out. time_limit: seconds per
-      solve. first: the greedy's start when L is empty.
+    max_outliers: points the cover may leave out. time_limit: optional
+      seconds per solve (machine-dependent; None: none). first: the greedy's
+      start when L is empty. node_limit: HiGHS branch-and-bound nodes per
+      solve, the deterministic budget; a solve that ends without an answer
+      stops the search with the best solution so far.
   Returns:
     (picks: list of `budget` candidate indices, radius, greedy radius,
     info: dict with solves and whether it fell back to the greedy).
@@ -116,7 +128,7 @@ def robust_k_center(d: np.ndarray, d_lab: np.ndarray, budget: int, max_outliers:
   info = {"solves": 0, "fallback": False}
   while lo < hi:
     mid = (lo + hi) // 2
-    status, picks = feasible(d, d_lab, budget, vals[mid], max_outliers, time_limit)
+    status, picks = feasible(d, d_lab, budget, vals[mid], max_outliers, time_limit, node_limit)
     info["solves"] += 1
     if status == "unknown":
       logging.warning("coreset_mip: solve at radius %.6g gave %s; keeping the best solution "

@@ -67,4 +67,40 @@ def get(name: str, fns, **kw: Any) -> Strategy:
   return factory(fns, **kw)
 
 
-__all__ = ["STRATEGIES", "PoolView", "Strategy", "get"]
+def check_mc_dropout(name: str, model_name: str, input_shape, num_classes: int,
+                     **model_kw: Any) -> None:
+  """Stops an MC-dropout strategy on a model whose dropout is off.
+
+  With every dropout rate 0 the K "networks" are one network: BALD and
+  variation ratios score float rounding noise and Bayesian LC / entropy
+  silently become their deterministic versions.
+
+  Args:
+    name: strategy name.
+    model_name, input_shape, num_classes, model_kw: the model as
+      `models.build` takes it (only its abstract shape is built).
+  Raises:
+    ValueError naming the model fields to set, e.g. `--config.model.dropout=0.5`.
+  """
+  from flax import nnx  # Only this check needs NNX and the models here.
+  from al_jax import models
+  if name not in bayesian.MC_STRATEGIES:
+    return
+  ctor = models.MODELS[model_name]
+  model = nnx.eval_shape(lambda: ctor(tuple(int(s) for s in input_shape), num_classes,
+                                      rngs=nnx.Rngs(0), **model_kw))
+  rates = [float(m.rate) for _, m in nnx.iter_graph(model) if isinstance(m, nnx.Dropout)]
+  if any(r > 0 for r in rates):
+    return
+  fields = [p for p in inspect.signature(type(model).__init__).parameters if "dropout" in p]
+  if fields:
+    fix = " or ".join(f"--config.model.{f}=0.5" for f in fields)
+    hint = f"set {fix}"
+  else:
+    hint = "choose a model with dropout"
+  raise ValueError(f"strategy '{name}' scores with MC dropout, but model "
+                   f"'{type(model).__name__}' has no active dropout (rates {rates or 'none'}); "
+                   f"{hint}")
+
+
+__all__ = ["STRATEGIES", "PoolView", "Strategy", "check_mc_dropout", "get"]

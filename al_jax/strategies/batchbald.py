@@ -9,26 +9,39 @@ with the K consistent MC-dropout networks standing for p(w): the labels are
 independent given network k, so p(y_1..y_n) = (1/K) sum_k prod_i p_k(y_i).
 
 Joint entropies without underflow. We keep M "configurations" m of the labels
-already chosen, each with its probability w_m = p(ŷ_m) (as log w_m) and the
-posterior over the K networks given it, P̂[k, m] = p_k(ŷ_m) / w_m (mean 1
-over k, so it never underflows however long the batch). Then for a candidate
-x with q_m(y) = (1/K) sum_k P̂[k, m] p_k(x, y) = p(y_x = y | ŷ_m):
+already chosen, each with its probability w_m = p(ŷ_m) and the posterior over
+the K networks given it, P̂[k, m] = p_k(ŷ_m) / w_m (mean 1 over k, so it never
+underflows however long the batch). Then for a candidate x with
+q_m(y) = (1/K) sum_k P̂[k, m] p_k(x, y) = p(y_x = y | ŷ_m):
 
   H(y_1..y_{n-1}, y_x) = sum_m a_m [H(q_m) - log w_m],
 
   exact:   the configurations are all C^(n-1) label tuples, a_m = w_m;
-  sampled: once C^(n-1) > M (`num_configs`), M tuples drawn from the joint
-           (ancestral sampling with the select key), a_m = 1 / M.
+  sampled: once C^(n-1) > M (`num_configs`), M tuples spread evenly over the
+           K networks (stratified, as batchbald_redux): column m belongs to
+           network k(m) = m mod K, and its labels are drawn from p_k(m) alone
+           (given the network the labels are independent, so each new point
+           extends the column by one draw from p_k(m)(y_x)). The stratum of
+           network k carries total weight 1/K, so a_m = 1 / (K n_k(m)).
+           Stratifying removes the between-network part of the sampling
+           variance that plain draws from the mixture have.
 
-The - log w_m term does not depend on x, so the greedy step needs only
-sum_m a_m H(q_m): one [M, K] x [K, N C] product per step, chunked over the
-pool so memory stays O(chunk * M * C), never O(N C^n).
+The sampled track keeps log p_k(ŷ_m) for every k (not P̂ itself), so P̂ and
+w_m come from one logsumexp per column. The - log w_m term does not depend
+on x, so the greedy step needs only sum_m a_m H(q_m): one [M, K] x [K, N C]
+product per step, chunked over the pool so memory stays O(chunk * M * C),
+never O(N C^n). Products and sums run at full float32 precision
+(Precision.HIGHEST: GPUs and TPUs would otherwise round the [M, K] x
+[K, N C] product through TF32 / bfloat16 passes, which moves near-tied
+candidates).
 
-Returned scores are the batch's joint mutual information after each pick
-(non-decreasing), as batchbald_redux reports them. The reference
-(BlackHC/batchbald_redux) multiplies raw joint probabilities in float64; we
-work in float32 with the normalised P̂ instead (see the module tests for the
-agreement with exhaustive enumeration).
+Speed / quality knob: `num_configs` (M). Cost per pick is O(M K N C); the
+first floor(log_C M) + 1 picks are exact, later ones sampled with error
+O(1 / sqrt(M)). docs/bayesian_strategies.md has the measured agreement with a
+large-M reference and the true joint MI of the batches.
+
+Returned scores are the batch's joint mutual information after each pick, as
+batchbald_redux reports them (exact while exact, an estimate once sampled).
 """
 
 from typing import NamedTuple
@@ -40,28 +53,57 @@ from jax.scipy.special import xlogy
 from al_jax import mc, sharding
 from al_jax.strategies.base import Strategy
 
+_HI = jax.lax.Precision.HIGHEST
+
 
 class JointState(NamedTuple):
   """Configurations of the labels of the points chosen so far."""
-  post: jax.Array     # [K, M] P̂: p_k(ŷ_m) / w_m (ones on unused columns)
-  log_w: jax.Array    # [M] log p(ŷ_m) (-inf on unused columns)
-  weight: jax.Array   # [M] a_m: w_m when exact, 1/M when sampled, 0 unused
-  exact: jax.Array    # bool: the columns enumerate every label tuple
-  count: jax.Array    # int: used columns while exact
+  post: jax.Array     # [K, M] exact track: P̂ = p_k(ŷ_m) / w_m (ones on unused columns)
+  log_w: jax.Array    # [M] exact track: log p(ŷ_m) (-inf on unused columns)
+  weight: jax.Array   # [M] exact track: w_m (0 on unused columns)
+  exact: jax.Array    # bool: score with the exact track
+  count: jax.Array    # int: used exact columns
+  log_pk: jax.Array   # [K, M] sampled track: log p_k(ŷ_m), column m drawn from network m % K
 
 
 def init_state(num_samples: int, num_configs: int) -> JointState:
   """The empty batch: one configuration (the empty tuple) with probability 1."""
+  if num_configs < num_samples:
+    raise ValueError(f"num_configs ({num_configs}) must be >= num_samples ({num_samples}): "
+                     "sampled configurations are spread evenly over the K networks")
   first = jnp.arange(num_configs) == 0
   return JointState(post=jnp.ones((num_samples, num_configs), jnp.float32),
                     log_w=jnp.where(first, 0.0, -jnp.inf),
                     weight=first.astype(jnp.float32),
-                    exact=jnp.array(True), count=jnp.array(1, jnp.int32))
+                    exact=jnp.array(True), count=jnp.array(1, jnp.int32),
+                    log_pk=jnp.zeros((num_samples, num_configs), jnp.float32))
+
+
+def _stratum_weights(k: int, m: int) -> jax.Array:
+  """a_m = 1 / (K n_k(m)): each network's columns together weigh 1/K."""
+  per = jnp.bincount(jnp.arange(m) % k, length=k)
+  return 1.0 / (k * per[jnp.arange(m) % k].astype(jnp.float32))
+
+
+def _sampled_view(state: JointState):
+  """(P̂ [K, M], log w [M], a [M]) of the sampled track."""
+  k, m = state.log_pk.shape
+  lse = jax.nn.logsumexp(state.log_pk, axis=0)
+  post = k * jnp.exp(state.log_pk - lse)
+  return post, lse - jnp.log(k), _stratum_weights(k, m)
+
+
+def scoring_view(state: JointState):
+  """(P̂, log w, a) of the track that scores the next pick."""
+  post, log_w, a = _sampled_view(state)
+  return (jnp.where(state.exact, state.post, post), jnp.where(state.exact, state.log_w, log_w),
+          jnp.where(state.exact, state.weight, a))
 
 
 def joint_entropy_of_chosen(state: JointState) -> jax.Array:
   """H(y_1..y_{n-1}) estimated from the configurations (exact while exact)."""
-  return jnp.sum(jnp.where(state.weight > 0, -state.weight * state.log_w, 0.0))
+  _, log_w, a = scoring_view(state)
+  return jnp.sum(jnp.where(a > 0, -a * log_w, 0.0))
 
 
 def conditional_entropy_terms(state: JointState, probs: jax.Array,
@@ -70,68 +112,44 @@ def conditional_entropy_terms(state: JointState, probs: jax.Array,
 
   Adding `joint_entropy_of_chosen` gives H(y_1..y_{n-1}, y_x).
   """
+  post, _, a = scoring_view(state)
   k = probs.shape[1]
 
   def one(pc):
     # [chunk, C, M]: M last is the layout XLA's CPU dot and log run fastest on.
-    q = jnp.einsum("km,nkc->ncm", state.post, pc) / k
+    q = jnp.einsum("km,nkc->ncm", post, pc, precision=_HI) / k
     h = -jnp.sum(xlogy(q, q), axis=1)                   # [chunk, M]
-    return h @ state.weight
+    return jnp.dot(h, a, precision=_HI)
 
   return sharding.chunked_map(one, probs, chunk_size)
-
-
-def _sample_flat(key, logits: jax.Array, num: int) -> jax.Array:
-  """`num` draws from softmax(logits) by inverse CDF: O(L + num log L).
-
-  jax.random.categorical(shape=(num,)) draws a Gumbel per (draw, logit),
-  num x L = M x M C numbers (10^7 for M = 1000, C = 10), which dominated
-  the greedy step on CPU.
-  """
-  cdf = jnp.cumsum(jax.nn.softmax(logits))
-  u = jax.random.uniform(key, (num,), maxval=cdf[-1])
-  return jnp.minimum(jnp.searchsorted(cdf, u, side="right"), logits.shape[0] - 1)
 
 
 def extend(state: JointState, probs_x: jax.Array, key) -> JointState:
   """Adds the chosen point with MC probabilities probs_x [K, C] to the state."""
   k, m_cols = state.post.shape
   c = probs_x.shape[-1]
-  q = state.post.T @ probs_x / k                        # [M, C]: p(y | ŷ_m)
-  log_q = jnp.log(q)
   tiny = jnp.finfo(jnp.float32).tiny
-
-  def column(m, y, lw):
-    """New (P̂ column, log w) for configuration m extended by label y."""
-    qmy = q[m, y]
-    ok = (qmy > tiny) & jnp.isfinite(lw)
-    col = state.post[:, m] * probs_x[:, y] / jnp.where(ok, qmy, 1.0)
-    return (jnp.where(ok, col, 1.0), jnp.where(ok, lw + log_q[m, y], -jnp.inf))
-
-  j = jnp.arange(m_cols)
   stay_exact = state.exact & (state.count * c <= m_cols)
 
-  # Exact: column j enumerates (m, y) = (j // C, j % C).
+  # Exact track: column j enumerates (m, y) = (j // C, j % C).
+  q = jnp.dot(state.post.T, probs_x, precision=_HI) / k   # [M, C]: p(y | ŷ_m)
+  j = jnp.arange(m_cols)
   m_e, y_e = j // c, j % c
   lw_e = jnp.where(m_e < state.count, state.log_w[m_e], -jnp.inf)
-  post_e, log_w_e = jax.vmap(column)(m_e, y_e, lw_e)
+  qmy = q[m_e, y_e]
+  ok = (qmy > tiny) & jnp.isfinite(lw_e)
+  post_e = jnp.where(ok, state.post[:, m_e] * probs_x[:, y_e] / jnp.where(ok, qmy, 1.0), 1.0)
+  log_w_e = jnp.where(ok, lw_e + jnp.log(jnp.where(ok, qmy, 1.0)), -jnp.inf)
 
-  # Sampled. From exact columns, draw M (m, y) pairs from the joint; from
-  # samples, extend each sample by a label from its own conditional
-  # (ancestral sampling keeps them exact draws of the joint).
-  k_from_exact, k_from_samples = jax.random.split(key)
-  flat = _sample_flat(k_from_exact, (state.log_w[:, None] + log_q).reshape(-1), m_cols)
-  y_anc = jax.random.categorical(k_from_samples, log_q, axis=-1)  # [M]
-  m_s = jnp.where(state.exact, flat // c, j)
-  y_s = jnp.where(state.exact, flat % c, y_anc)
-  post_s, log_w_s = jax.vmap(column)(m_s, y_s, state.log_w[m_s])
+  # Sampled track: column m draws its label from its own network m % K.
+  log_px = jnp.log(probs_x)                                # [K, C]
+  y_s = jax.random.categorical(key, log_px[j % k], axis=-1)  # [M]
+  log_pk = state.log_pk + log_px[:, y_s]
 
-  post = jnp.where(stay_exact, post_e.T, post_s.T)
-  log_w = jnp.where(stay_exact, log_w_e, log_w_s)
-  weight = jnp.where(stay_exact, jnp.exp(log_w),
-                     jnp.where(jnp.isfinite(log_w), 1.0 / m_cols, 0.0))
-  count = jnp.where(stay_exact, state.count * c, state.count)
-  return JointState(post, log_w, weight, stay_exact, count.astype(jnp.int32))
+  keep = lambda new, old: jnp.where(stay_exact, new, old)
+  return JointState(post=keep(post_e, state.post), log_w=keep(log_w_e, state.log_w),
+                    weight=keep(jnp.exp(log_w_e), state.weight), exact=stay_exact,
+                    count=keep(state.count * c, state.count).astype(jnp.int32), log_pk=log_pk)
 
 
 def batchbald_select(logp: jax.Array, pool, budget: int, key, *, num_configs: int = 1000,
@@ -142,8 +160,9 @@ def batchbald_select(logp: jax.Array, pool, budget: int, key, *, num_configs: in
     logp: [N, K, C] MC log-probabilities of the padded pool.
     pool: PoolView.
     budget: static batch size b.
-    key: PRNG key (used only once configurations are sampled).
-    num_configs: M; exact joint entropies while C^(n-1) <= M, else M samples.
+    key: PRNG key (draws the sampled configurations).
+    num_configs: M (>= K); exact joint entropies while C^(n-1) <= M, else M
+      samples spread evenly over the K networks.
     chunk_size: pool rows per block of the [rows, M, C] intermediate.
 
   Returns:
@@ -174,14 +193,21 @@ def batchbald_select(logp: jax.Array, pool, budget: int, key, *, num_configs: in
 
 
 def batchbald(fns, *, num_samples: int = 20, num_configs: int = 1000, chunk_size: int = 1024,
-              samples_per_pass: int | None = None) -> Strategy:
-  """BatchBALD; the score passes the [B, K, C] MC log-probabilities to select."""
+              samples_per_pass: int | None = None, mask: str = "shared") -> Strategy:
+  """BatchBALD; the score passes the [B, K, C] MC log-probabilities to select.
+
+  `mask="shared"` (the default) keeps one dropout mask per sample for the
+  whole pool: the joint entropies need the same K networks for every point.
+  "per_example" is there for experiments only.
+  """
   if num_configs < 1:
     raise ValueError(f"num_configs must be >= 1, got {num_configs}")
+  mc.check_mask(mask)
 
   def score(params, rest, batch, key, ext=None):
     del ext
-    return mc.log_probs(fns, params, rest, batch["x"], key, num_samples, samples_per_pass)
+    return mc.log_probs(fns, params, rest, batch["x"], key, num_samples, samples_per_pass,
+                        mc.batch_ids(batch, mask))
 
   def select(logp, pool, budget, key, ext=None):
     del ext

@@ -50,7 +50,8 @@ _min_sq_dist = jax.jit(kcenter.min_sq_dist_to_centres, static_argnums=2)
 
 
 def coreset_mip(fns, *, max_candidates: int = 1000, max_outliers: int = 0,
-                time_limit: float = 10.0, block: int = 256) -> Strategy:
+                node_limit: int = 2000, time_limit: float | None = None,
+                block: int = 256) -> Strategy:
   """Robust k-center (Sener & Savarese 2018) via scipy.optimize.milp.
 
   Args:
@@ -59,9 +60,12 @@ def coreset_mip(fns, *, max_candidates: int = 1000, max_outliers: int = 0,
       unlabelled rows (seeded by the select key), so the MIP never does worse
       than the greedy on the subset; the radius is then that of the subset.
     max_outliers: the outlier budget Xi (points the cover may leave out).
-    time_limit: seconds per HiGHS solve; a solve that ends without an answer
-      stops the search and keeps the best solution so far (the greedy at
-      worst), with a logged warning.
+    node_limit: HiGHS branch-and-bound nodes per solve: a budget that ends
+      the same way on any machine, so a seed gives the same ids anywhere. A
+      solve that ends without an answer stops the search and keeps the best
+      solution so far (the greedy at worst), with a logged warning.
+    time_limit: optional seconds per solve, a safety net only (None: no
+      wall-clock limit); when it binds, picks depend on machine speed.
     block: labelled centres per distance block (as coreset).
   """
   def select(emb, pool, budget, key, ext=None):
@@ -83,7 +87,7 @@ def coreset_mip(fns, *, max_candidates: int = 1000, max_outliers: int = 0,
     first = int(np.searchsorted(subset, g_pos[0]))  # Same random start as the greedy.
     picks, r, r_greedy, info = kcenter_mip.robust_k_center(
         kcenter_mip.pairwise(emb_h[subset]), d_lab_all[subset], budget, max_outliers,
-        time_limit, first)
+        time_limit, first, node_limit)
     logging.info("coreset_mip: radius %.5g (greedy %.5g) on %d candidates, %d solves%s",
                  r, r_greedy, len(subset), info["solves"],
                  " (fallback)" if info["fallback"] else "")

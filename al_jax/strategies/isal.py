@@ -1,8 +1,14 @@
 """ISAL: influence-based selective active learning (Liu et al., ICCV 2021).
 
 After training (TrainExtension.after_fit), once per round:
-  v      = grad_theta of the mean CE over the labelled rows (the
-           "validation" loss; at most `val_size` of them, drawn at random);
+  v      = grad_theta of the mean CE over held-out labelled rows the model
+           was not fitted on (`al.validation_size` > 0; at most `val_size`
+           of them, drawn at random). Without held-out rows, v falls back to
+           the training rows, where it nearly vanishes at a trained model and
+           s_test degenerates towards v itself (measured on digits with 20
+           labels: |v| = 0.023 against a mean per-example gradient norm of
+           0.157, cosine(s_test, v) = 0.9994, Spearman 0.97 with the g . v
+           ranking). The Hessian is always that of the training loss;
   s_test ~ (H + lambda I)^-1 v,  H = Hessian of that loss, lambda =
            damping * scale, by
            "lissa": h <- v + (1 - damping) h - (H_b h) / scale for `depth`
@@ -21,8 +27,9 @@ along s_test. ISAL queries the most negative influence (rows whose addition
 lowers the loss most), so the strategy's score is -I(u) (higher = first).
 
 Deliberate differences from the reference code (dragonlzm/ISAL):
-- v comes from the labelled set; the reference sums gradients over the
-  CIFAR *test* batch, which leaks test data into the selection.
+- v comes from a held-out split of the labelled set; the reference sums
+  gradients over the CIFAR *test* batch, which leaks test data into the
+  selection.
 - All parameters are used; the reference skips those with ndim == 1
   (biases, BatchNorm scales).
 - s_test is divided by `scale` (the reference is not; the ranking is the
@@ -34,6 +41,7 @@ Deliberate differences from the reference code (dragonlzm/ISAL):
 import jax
 import jax.numpy as jnp
 import jax.scipy.sparse.linalg
+from absl import logging
 
 from al_jax import per_example, train
 from al_jax.strategies.base import Strategy, TrainExtension, top_k
@@ -83,13 +91,23 @@ def conjugate_gradient(hvp_fn, v, *, damping: float, iters: int):
 
 def s_test(fns, params, rest, x, y, labelled, key, *, solver: str = "lissa",
            damping: float = 0.01, scale: float = 100.0, depth: int = 200, repeats: int = 2,
-           hvp_batch_size: int = 64, val_size: int = 512, cg_iters: int = 20):
-  """s_test ~ (H + damping scale I)^-1 grad L_val (see the module docstring)."""
+           hvp_batch_size: int = 64, val_size: int = 512, cg_iters: int = 20,
+           validation=None):
+  """s_test ~ (H + damping scale I)^-1 grad L_val (see the module docstring).
+
+  labelled: the training rows (the Hessian's loss). validation: [N] bool of
+  held-out rows for v; None takes v from the training rows.
+  """
   k_buf, k_solve = jax.random.split(key)
   idx, w = validation_buffer(labelled, k_buf, min(val_size, labelled.shape[0]))
   xv, yv = x[idx], y[idx]
   loss = lambda p, w_: mean_loss(fns, p, rest, xv, yv, w_)
-  v = jax.grad(loss)(params, w)
+  if validation is None:
+    v = jax.grad(loss)(params, w)
+  else:
+    idx_v, w_v = validation_buffer(validation, jax.random.fold_in(k_buf, 1),
+                                   min(val_size, validation.shape[0]))
+    v = jax.grad(lambda p: mean_loss(fns, p, rest, x[idx_v], y[idx_v], w_v))(params)
 
   def hvp_fn(h, k=None):
     if hvp_batch_size and k is not None:
@@ -120,7 +138,8 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
     depth: LiSSA recursion steps (reference 250). repeats: LiSSA runs
       averaged (reference 4).
     hvp_batch_size: labelled rows per LiSSA HVP (0 = all; reference 1).
-    val_size: at most this many labelled rows form the validation loss.
+    val_size: at most this many held-out rows form the validation loss
+      (and at most this many training rows the Hessian's).
     cg_iters: conjugate-gradient iterations.
   """
   if solver not in SOLVERS:
@@ -140,7 +159,12 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
     return {"key": key, "s_test": jax.tree.map(jnp.zeros_like, params)}
 
   def after_fit(params, rest, ext, x, y, labelled):
-    return {**ext, "s_test": s_test(fns, params, rest, x, y, labelled, ext["key"], **kw)}
+    # ext["validation"]: the loop's held-out rows (al.validation_size > 0).
+    if ext.get("validation") is None:  # Runs at trace time: once per compile.
+      logging.warning("isal: no held-out rows (al.validation_size = 0); v comes from the "
+                      "training rows, where it nearly vanishes and s_test degenerates to v")
+    return {**ext, "s_test": s_test(fns, params, rest, x, y, labelled, ext["key"],
+                                    validation=ext.get("validation"), **kw)}
 
   def score(params, rest, batch, key, ext=None):
     del key

@@ -6,7 +6,9 @@ matrix; memory O(E)). Rows covered by the labelled set are removed, then each
 pick is the unlabelled row whose ball holds the most uncovered rows, and its
 ball becomes covered: O(E) per pick inside one jitted fori_loop. When
 nothing is left to cover, picks are uniform among the remaining unlabelled
-rows (as the reference).
+rows. The reference does worse there: once every degree is 0 its argmax
+returns the same row each time, a row that may already be labelled, so its
+budget is spent on repeats; ours always spends it on new unlabelled rows.
 
 delta: given, or (delta=0) the purity heuristic of the paper: k-means with
 k = number of classes; a ball is pure when all its rows share the centre's
