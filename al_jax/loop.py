@@ -8,6 +8,7 @@ streams, so a resumed run repeats an uninterrupted one exactly.
 
 import json
 import os
+import sys
 import time
 from typing import NamedTuple
 
@@ -285,6 +286,7 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
   warm = bool(al.warm_start)
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
+  ext = None  # the extension's state: warm start carries its trained params
 
   initial = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
                              pool.valid, int(al.initial_size),
@@ -303,22 +305,31 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
                        f"(has {[h['round'] for h in history]}, needs 0-{start - 1}); "
                        f"the workdir was edited or damaged: use a new --workdir")
   if writer:  # Drop records of rounds that were logged but not checkpointed (or duplicated).
-    _write(workdir, lambda: (
-        metrics.write_jsonl(metrics_path, history),
-        metrics.write_jsonl(selected_path, _rounds_before(metrics.read_jsonl(selected_path),
-                                                          min(start, num_rounds)))))
+    def rewrite():
+      metrics.write_jsonl(metrics_path, history)
+      kept = _rounds_before(metrics.read_jsonl(selected_path), min(start, num_rounds))
+      if start == 0:  # A fresh start: round -1 records the initial labelled set.
+        kept = [initial_record(labelled, pool.ids)]
+      metrics.write_jsonl(selected_path, kept)
+    _write(workdir, rewrite)
 
+  progress = config.get("progress", True)
+  bars = writer and progress and _is_terminal()
+  # A redirected log gets one line per round instead of bars.
+  log_rounds = writer and progress and not bars
   bar = tqdm(range(start, num_rounds + 1), desc=f"AL {config.strategy.name}",
-             disable=not writer or not config.get("progress", True), initial=start,
-             total=num_rounds + 1)
+             disable=not bars, initial=start, total=num_rounds + 1)
   for r in bar:
     keys = round_keys(root, r)
     if not warm or params is None:
       params, rest = init_fn(keys.init)
     t0 = time.perf_counter()
     lab_dev = sharding.shard_rows(mesh, labelled & ~held_out)
+    # Warm start carries an extension's trained networks too (LL4AL's loss
+    # module); not checkpointed: a resumed run restarts them (follow-up).
+    carry = ext.get("params") if warm and isinstance(ext, dict) else None
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
-                             show=writer and config.get("progress", True), validation=held_dev)
+                                  show=bars, validation=held_dev, ext_params=carry)
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
     m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}
@@ -365,6 +376,11 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
     _write(workdir, lambda: ckpt.save(r, labelled, {"round": r, "selected": sel is not None},
                                       (params, rest) if warm else None), r)
     bar.set_postfix(acc=f"{m['accuracy']:.3f}", n=record["num_labelled"])
+    if log_rounds:
+      print(f"{config.strategy.name} round {r}/{num_rounds}: {record['num_labelled']} labelled, "
+            f"accuracy {m['accuracy']:.4f}, train {record['time_train']:.1f} s, "
+            f"score {record['time_score']:.1f} s, select {record['time_select']:.1f} s",
+            file=sys.stderr, flush=True)
   ckpt.close()
   return _write(workdir, lambda: _finish(workdir, config, history, writer))
 
@@ -410,6 +426,19 @@ def _resume_state(ckpt, config, root, pool, init_fn, workdir):
     _, _, (params, rest) = ckpt.restore(last - 1, len(pool.y), like)
   logging.info("Extending %s: redoing round %d to make its query", workdir, last)
   return last, labelled, params, rest
+
+
+def initial_record(labelled: np.ndarray, ids: np.ndarray) -> dict:
+  """selected.jsonl's first line: the initial labelled set as round -1."""
+  return {"round": -1, "initial": True, "ids": ids[labelled].astype(int).tolist(), "scores": []}
+
+
+def _is_terminal() -> bool:
+  """Bars only on a terminal: redirected to a file, tqdm writes a line per refresh."""
+  try:
+    return sys.stderr.isatty()
+  except (AttributeError, ValueError):  # Replaced or closed stderr.
+    return False
 
 
 def _check_selection(ids, labelled, valid, budget, name):

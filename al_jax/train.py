@@ -114,8 +114,9 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     n_lab = jnp.sum(labelled)
     # Labelled rows first, in random order.
     order = jnp.argsort(jnp.where(labelled, jax.random.uniform(k_perm, labelled.shape), 2.0))
-    steps = (n_lab + bsz - 1) // bsz
     unl_p = (~labelled).astype(jnp.float32)  # padding rows are never sampled: see below
+    n_rows = jnp.maximum(n_lab, jnp.sum(unl_p * (y >= 0))) if ext_def.long_epoch else n_lab
+    steps = (n_rows.astype(jnp.int32) + bsz - 1) // bsz
 
     def step(s, carry):
       params, rest, opt_state, ext, loss_sum, correct, seen, bad, first = carry
@@ -125,7 +126,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       k_aug, k_drop, k_unl, k_ext = jax.random.split(k, 4)
       batch = {"x": jax.lax.with_sharding_constraint(
                    augment(prep(x[idx]), k_aug, augment_kind), batch_sharding),
-               "y": y[idx], "w": (j < n_lab).astype(jnp.float32)}
+               "y": y[idx], "w": (j < n_rows).astype(jnp.float32)}
       if ext_def.needs_unlabelled:
         p = unl_p * (y >= 0)  # y = -1 marks padding rows.
         idx_u = jax.random.choice(k_unl, y.shape[0], (bsz,), p=p / jnp.maximum(p.sum(), 1.0))
@@ -166,15 +167,25 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     after_fit = jax.jit(lambda params, rest, ext, x, y, labelled: ext_def.after_fit(
         params, rest, ext, prep(x), y, labelled))
 
-  def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None):
+  def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None,
+          ext_params=None):
+    """ext_params: the extension's "params" to start from (warm start), else fresh."""
     n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
     if n_lab == 0:
       raise ValueError("Cannot train on an empty labelled set")
-    steps_per_epoch = math.ceil(n_lab / bsz)
+    n_rows = n_lab
+    if ext_def.long_epoch:
+      n_rows = max(n_lab, int(jnp.sum(~labelled & (y >= 0))))
+    steps_per_epoch = math.ceil(n_rows / bsz)
     epochs = max(int(cfg.num_epochs), math.ceil(cfg.get("min_steps", 0) / steps_per_epoch))
     opt_state = tx.init(params)
     k_ext, key = jax.random.split(key)
     ext = ext_def.init(k_ext, params, rest, int(np.shape(labelled)[0]))
+    if ext_params is not None and "params" in ext:
+      # Warm start (LL4AL's reference keeps its loss module across cycles);
+      # the optimiser state starts afresh, as the reference rebuilds it.
+      ext = {k: v for k, v in ext.items() if k != "opt"}
+      ext["params"] = ext_params
     if "params" in ext and "opt" not in ext:
       ext = {**ext, "opt": ext_def.tx.init(ext["params"])}
     # Same input shardings for every call (fresh inits come uncommitted), so
@@ -183,11 +194,13 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
                                                   sharding.replicated(mesh))
     loss = acc = float("nan")
     guard = DivergenceGuard(cfg)
-    bar = tqdm(range(epochs), desc="train", leave=False, disable=not show)
+    # Counts epochs whose results are in (see _check_epoch), so the counter
+    # never runs ahead of training.
+    bar = tqdm(total=epochs, desc="train", leave=False, disable=not show)
     # Epoch e's flags are read on the host only after epoch e + 1 is queued:
     # reading them at once would idle an accelerator between epochs.
     pending = None
-    for e in bar:
+    for e in range(epochs):
       params, rest, opt_state, ext, loss, acc, bad, first = epoch_fn(
           params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
@@ -197,6 +210,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       pending = (e, loss, acc, bad, first)
     if pending is not None:
       _check_epoch(guard, epochs, *pending, bar if show else None)
+    bar.close()
     if ext_def.after_fit is not None:
       if validation is not None:  # Held-out labelled rows (al.validation_size), e.g. ISAL's v.
         ext = {**ext, "validation": validation}
@@ -257,7 +271,8 @@ def _check_epoch(guard, epochs, e, loss, acc, bad, first, bar) -> None:
   loss, acc, bad, first = (float(v) for v in jax.device_get((loss, acc, bad, first)))
   guard.check(e, epochs, loss, bad, first)
   if bar is not None:
-    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
+    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", refresh=False)
+    bar.update(1)
 
 
 def revealed(y: jax.Array, labelled: jax.Array) -> jax.Array:

@@ -1,13 +1,14 @@
-"""BADGE on CIFAR-10 with ResNet-18: 1,000 initial labels, 1,000 per round, 10 rounds.
+"""BADGE on CIFAR-10 with ResNet-18 as in JordanAsh/badge: 100 initial labels, 1,000 per round, 10 rounds.
 
   python -m al_jax.main --config configs/badge_cifar10.py --workdir /tmp/al_badge_cifar \
       --config.data.data_dir=~/tensorflow_datasets
 
 The setting of the BADGE README (`--model resnet --nQuery 1000 --data
-CIFAR10`): the model is re-initialised every round and trained with Adam,
+CIFAR10`, `--nStart` default 100): the model is re-initialised every round and trained with Adam,
 learning rate 1e-4 (JordanAsh/badge default) and gradients clamped to +-0.1,
 without augmentation. The reference trains until 99% training accuracy; we
-train a fixed `train.num_epochs`. Needs CIFAR-10 prepared in array_record
+train a fixed `train.num_epochs`, and stop after 10 rounds (the reference
+goes on to 50,000 labels). Needs CIFAR-10 prepared in array_record
 format (README, "Datasets"); meant for a GPU/TPU. The gradient embeddings are
 kept as factors (h: 50k x 512, p - e_yhat: 50k x 10, about 100 MB) instead of
 the 50k x 5,120 embedding. `:smoke` shrinks it (and the network) for CPU
@@ -23,7 +24,7 @@ def get_config(arg: str | None = None):
   c.data.augment = "none"
   c.model_name = "resnet18"
   c.model = dict(width=64, dropout=0.0)
-  c.al.initial_size = 1000
+  c.al.initial_size = 100
   c.al.query_size = 1000
   c.al.num_rounds = 10
   c.al.warm_start = False

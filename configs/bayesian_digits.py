@@ -7,7 +7,7 @@ The argument names one of bayesian_lc, bayesian_entropy, bald (default),
 variation_ratios, mean_std, power_bald, power_entropy, batchbald, optionally
 followed by ",smoke"; every hyperparameter of that strategy is listed in
 `strategy.kw` with its default, so `--config.strategy.kw.NAME=VALUE`
-overrides it. 1,347-image pool, 20 initial labels + 15 rounds of 20 (as
+overrides it. 1,350-image pool, 20 initial labels + 15 rounds of 20 (as
 configs/default.py), MLP 64-128-10 with dropout 0.5 so MC dropout has
 something to sample.
 """

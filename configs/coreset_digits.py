@@ -6,7 +6,7 @@
 The argument names one of coreset, coreset_mip, kmeans, typiclust, probcover,
 cluster_margin (default coreset), optionally followed by ",smoke"; every
 hyperparameter of that strategy is listed in `strategy.kw` with its default,
-so `--config.strategy.kw.NAME=VALUE` overrides it. 1,347-image pool, 20
+so `--config.strategy.kw.NAME=VALUE` overrides it. 1,350-image pool, 20
 initial labels + 15 rounds of 20 (as configs/default.py).
 """
 

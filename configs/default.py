@@ -2,7 +2,7 @@
 
   python -m al_jax.main --config configs/default.py --workdir /tmp/al_default
 
-1,347-image pool / 450 test images, 20 initial labels + 15 rounds of 20.
+1,350-image pool / 447 test images, 20 initial labels + 15 rounds of 20.
 Runs offline in well under a minute on 2 CPU cores. `:smoke` shrinks any
 config for tests.
 """

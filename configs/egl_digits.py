@@ -2,7 +2,7 @@
 
   python -m al_jax.main --config configs/egl_digits.py --workdir /tmp/al_egl_digits
 
-1,347-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
+1,350-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
 See docs/gradient_strategies.md for the hyperparameters.
 """
 

@@ -2,7 +2,7 @@
 
   python -m al_jax.main --config configs/ll4al_digits.py --workdir /tmp/al_ll4al_digits
 
-1,347-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
+1,350-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
 The loss module reads the MLP's hidden layer; its gradient into the
 backbone stops after epoch 30 (of >= 50, the paper's 120 of 200 scaled).
 """

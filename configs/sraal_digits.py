@@ -2,7 +2,7 @@
 
   python -m al_jax.main --config configs/sraal_digits.py --workdir /tmp/al_sraal_digits
 
-1,347-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
+1,350-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
 The VAE is fully connected (8x8 inputs) and trains 500 iterations per round;
 the discriminator is 256 wide (the papers' 512 is for 32x32 images and makes
 each round several times slower on a CPU).

@@ -4,7 +4,7 @@
       --strategies all --seeds 3 --out benchmarks/results/table_digits
 
 The argument names the strategy (default entropy), optionally followed by
-",smoke". Data and schedule as configs/default.py (1,347-image pool, 20
+",smoke". Data and schedule as configs/default.py (1,350-image pool, 20
 initial labels + 15 rounds of 20). One model for every row: the MLP with one
 hidden layer of 128 and dropout 0.5, because the MC-dropout strategies need
 dropout and the rows should differ only in their query. Hyperparameters:

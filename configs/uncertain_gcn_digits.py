@@ -3,8 +3,8 @@
   python -m al_jax.main --config configs/uncertain_gcn_digits.py \
       --workdir /tmp/al_uncertain_gcn_digits
 
-1,347-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
-The graph holds the whole pool (1,347 nodes, dense).
+1,350-image pool, 20 initial labels + 15 rounds of 20 (as configs/default.py).
+The graph holds the whole pool (1,350 nodes, dense).
 """
 
 from configs.default import base_config, smoke

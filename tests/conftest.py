@@ -1,4 +1,10 @@
-"""Tests run on 8 fake CPU devices (set before JAX initialises)."""
+"""Tests run on 8 fake CPU devices (set before JAX initialises).
+
+The default run (`pytest -q -n 2`, pytest.ini adds `-m "not slow"`) keeps one
+end-to-end case per mechanism; SLOW below names the tests that run only with
+`-m slow`, in one place so test files stay untouched by the choice. The run
+ends by saying how many slow tests it left out.
+"""
 
 import os
 
@@ -9,9 +15,116 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import jax  # noqa: E402
 import pytest  # noqa: E402
 
+# Node ids run only with `-m slow` (an entry ending in "[" or "::", or with
+# an unclosed "[", covers every test it prefixes). Besides these, tests carry
+# @pytest.mark.slow themselves. What stays in the default run, one case per
+# mechanism:
+#   - smoke runs of configs: default (top-k), coreset_digits (k-center),
+#     badge_digits and egl_digits (gradients), forgetting_digits (a training
+#     extension), uncertain_gcn_digits (a network trained inside select),
+#     coreset_mnist10k (CNN on MNIST-10k), margin_cifar10 (ResNet, TFDS path);
+#   - the 1-vs-8-device check of whole runs for random, bald (MC dropout), badge;
+#   - each module's own tests against NumPy references (ResNet-18 / VGG-16,
+#     repeated-shape and subprocess variants run with -m slow).
+# Estimated default run: ~630 s of CPU, about 5.5 min with -n 2 on 2 cores.
+SLOW = (
+    # Config smoke runs whose mechanism has a default case above (each 5-60 s of CPU).
+    *(f"tests/test_loop.py::test_every_config_runs_smoke[{name}]" for name in (
+        "alfa_mix_digits", "alfa_mix_mnist10k", "badge_mnist10k", "bald_mnist",
+        "core_gcn_mnist10k", "dfal_mnist10k", "egl_mnist10k", "el2n_digits", "el2n_mnist10k",
+        "entropy_mnist", "forgetting_mnist10k", "grand_mnist10k", "isal_mnist10k",
+        "ll4al_mnist10k", "sraal_digits", "sraal_mnist10k", "ta_vaal_digits",
+        "ta_vaal_mnist10k", "table_digits", "table_mnist10k", "uncertain_gcn_mnist10k",
+        "vaal_mnist10k", "waal_mnist10k", "badge_cifar10", "coreset_cifar10",
+        # Covered by their module's end-to-end / extension tests.
+        "core_gcn_digits", "dfal_digits", "grand_digits", "isal_digits", "ll4al_digits",
+        "waal_digits", "vaal_digits")),
+    # Device checks beyond one per mechanism (all strategies run with -m slow).
+    # (entropy's and coreset's selections have their own 1-vs-8 tests in
+    # test_uncertainty.py and test_kcenter.py.)
+    *(f"tests/test_loop.py::test_one_device_and_eight_devices_select_the_same_ids[{s}]"
+      for s in ("typiclust", "forgetting", "vaal", "entropy", "coreset")),
+    # Second cases of one mechanism (each 6-25 s of CPU).
+    "tests/test_multiprocess.py::test_kill_one_process_then_relaunch_resumes",
+    "tests/test_waal.py::test_alpha_zero_trains_exactly_like_cross_entropy_and_the_critic_learns",
+    "tests/test_vaal.py::test_training_decreases_both_losses_and_d_separates_the_sets[sraal]",
+    "tests/test_vaal.py::test_training_decreases_both_losses_and_d_separates_the_sets[ta_vaal]",
+    "tests/test_ll4al.py::test_detached_module_leaves_the_backbone_as_cross_entropy_trains_it",
+    "tests/test_accuracy_benchmark.py::"
+    "test_per_strategy_runs_each_strategy_with_its_own_config_and_the_overrides",
+    "tests/test_loop.py::test_resume_after_a_kill_gives_the_same_ids[True]",
+    "tests/test_loop.py::test_every_config_runs_smoke[bayesian_digits]",  # = device [bald]
+    "tests/test_models.py::test_mc_masks_do_not_depend_on_the_batch[cnn-shape1-kw1]",
+    # Subprocess variants; in-process tests of the same rule stay (test_faults.py).
+    "tests/test_faults.py::test_kill_at_random_points_resumes_to_the_same_ids",
+    "tests/test_faults.py::test_second_run_into_a_busy_workdir_fails_at_once_naming_the_holder",
+    "tests/test_faults.py::test_cli_bad_value_is_one_error_line_and_writes_nothing[args1",
+    "tests/test_faults.py::test_cli_bad_value_is_one_error_line_and_writes_nothing[args2",
+    "tests/test_faults.py::"
+    "test_huge_learning_rate_stops_every_optimizer_and_the_fix_reuses_the_workdir[adamw]",
+    "tests/test_faults.py::"
+    "test_huge_learning_rate_stops_every_optimizer_and_the_fix_reuses_the_workdir[sgd]",
+    "tests/test_precision.py::test_uint8_pool_run_selects_like_the_float_pool",
+    # Runs every section of benchmarks/device_check.py --tiny (minutes of CPU).
+    "tests/test_device_check.py::test_tiny_device_check_writes_every_section",
+    # Model variants: the MLP and one CNN shape stay in the default run.
+    *(f"tests/test_models.py::{t}[{v}]"
+      for t in ("test_views_shapes_and_head_of_embed", "test_mc_masks_do_not_depend_on_the_batch")
+      for v in ("cnn-shape2-kw2", "resnet18-shape3-kw3", "vgg16_bn-shape4-kw4")),
+    "tests/test_models.py::test_conv2d_matches_lax_values_and_gradients[VALID-3-5]",
+    "tests/test_models.py::test_conv2d_matches_lax_values_and_gradients[SAME-4-3]",
+    # The array-level API against the runner: every strategy with -m slow.
+    *(f"tests/test_api.py::test_same_ids_as_the_runner[{case}]" for case in (
+        "least_confidence-", "margin-", "bayesian_lc-", "bayesian_entropy-",
+        "variation_ratios-", "mean_std-", "power_entropy-", "coreset_mip-", "kmeans-num_iters",
+        "typiclust-min_cluster_size-num_iters", "probcover-num_iters", "kmeans-normalize",
+        "badge-bias", "power_bald-beta", "probcover-delta")),
+)
+
+
+def _is_slow(nodeid: str) -> bool:
+  # An entry without "]" after its "[" is a prefix of parametrised ids.
+  return any(nodeid == s or (s.endswith(("[", "::")) or ("[" in s and not s.endswith("]")))
+             and nodeid.startswith(s) for s in SLOW)
+
 
 def pytest_configure(config):
   config.addinivalue_line("markers", "slow: long-running; run with `pytest -m slow`")
+
+
+@pytest.hookimpl(tryfirst=True)  # Before `-m` deselects by marker.
+def pytest_collection_modifyitems(config, items):
+  del config
+  for item in items:
+    if _is_slow(item.nodeid):
+      item.add_marker(pytest.mark.slow)
+
+
+_LEFT_OUT = {"slow": 0}
+
+
+def pytest_deselected(items):
+  _LEFT_OUT["slow"] += sum(1 for i in items if i.get_closest_marker("slow"))
+
+
+def pytest_sessionfinish(session):
+  # Under xdist, workers collect: hand the count to the controller.
+  if hasattr(session.config, "workeroutput"):
+    session.config.workeroutput["slow_left_out"] = _LEFT_OUT["slow"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+  del error
+  n = getattr(node, "workeroutput", {}).get("slow_left_out", 0)
+  _LEFT_OUT["slow"] = max(_LEFT_OUT["slow"], n)  # Every worker collects the whole suite.
+
+
+def pytest_terminal_summary(terminalreporter):
+  n = _LEFT_OUT["slow"]
+  if n:
+    terminalreporter.write_line(
+        f"{n} slow tests left out; run them with `.venv/bin/python -m pytest -q -n 2 -m slow`")
 
 
 @pytest.fixture(scope="session")

@@ -80,4 +80,4 @@ def test_per_strategy_runs_each_strategy_with_its_own_config_and_the_overrides(t
   assert cfg["bald"]["strategy"]["kw"] == {"num_samples": 20, "samples_per_pass": None,
                                            "mask": "per_example"}
   assert all(c["al"]["num_rounds"] == 1 and c["model"]["dropout"] == 0.5 for c in cfg.values())
-  assert "| vaal | 1 | 2 |" in (out / "table.md").read_text()
+  assert "| vaal | digits | mlp | 1 | 2 |" in (out / "table.md").read_text()  # report.table

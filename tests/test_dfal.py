@@ -180,11 +180,12 @@ def test_end_to_end_digits_smoke(tmp_path):
   c = dfal_digits.get_config("smoke")
   summary = loop.run(c, str(tmp_path))
   assert summary["strategy"] == "dfal" and 0.0 <= summary["aubc"] <= 1.0
-  sel = [r["ids"] for r in metrics.read_jsonl(str(tmp_path / "selected.jsonl"))]
+  sel = [r["ids"] for r in metrics.read_jsonl(str(tmp_path / "selected.jsonl")) if r["round"] >= 0]
   flat = sum(sel, [])
   assert len(flat) == len(set(flat)) == c.al.num_rounds * c.al.query_size
   # Selected scores are -||perturbation||, so they are <= 0 and sorted descending.
-  scores = [r["scores"] for r in metrics.read_jsonl(str(tmp_path / "selected.jsonl"))]
+  scores = [r["scores"] for r in metrics.read_jsonl(str(tmp_path / "selected.jsonl"))
+            if r["round"] >= 0]
   for s in scores:
     assert all(v <= 0 for v in s) and s == sorted(s, reverse=True)
 

@@ -154,3 +154,50 @@ def test_bad_options_fail_loudly():
 # End to end: tests/test_loop.py smoke-runs every configs/*.py (these strategies' digits,
 # MNIST-10k and CIFAR-10 configs, the last two through a candidate subset) and runs every
 # registered strategy on 1 vs 8 devices.
+
+
+def test_warm_start_carries_the_loss_module(devices):
+  del devices
+  (_, _, ext, _), fns, strat, x, y, labelled = fit_ll4al(dict(), num_epochs=2)
+  mesh = sharding.make_mesh([("data", 1)])
+  tcfg = ml_collections.ConfigDict(dict(optimizer="adam", learning_rate=1e-2, batch_size=16,
+                                        num_epochs=0, min_steps=0, weight_decay=0.0))
+  fit = train.make_fit(fns, tcfg, mesh, extension=strat.extension)
+  params, rest = fns.init(jax.random.key(0))
+  args = (params, rest, *(sharding.shard_rows(mesh, a) for a in (x, y, labelled)), jax.random.key(5))
+  # No epochs: the module is exactly what fit started from.
+  _, _, warm, _ = fit(*args, ext_params=ext["params"])
+  jax.tree.map(np.testing.assert_array_equal, warm["params"], ext["params"])
+  _, _, cold, _ = fit(*args)
+  assert not np.allclose(cold["params"]["out"]["w"], ext["params"]["out"]["w"])
+
+
+def test_loop_passes_the_trained_module_to_the_next_round_only_when_warm(tmp_path, monkeypatch):
+  import configs.ll4al_digits as cfg_mod
+  from al_jax import loop
+
+  seen = []
+  real = train.make_fit
+
+  def spy(*a, **k):
+    fit = real(*a, **k)
+
+    def wrapped(*fa, ext_params=None, **fk):
+      seen.append(ext_params)
+      out = fit(*fa, ext_params=ext_params, **fk)
+      seen.append(out[2]["params"])
+      return out
+    return wrapped
+
+  monkeypatch.setattr(train, "make_fit", spy)
+  for warm in (True, False):
+    seen.clear()
+    c = cfg_mod.get_config("smoke")
+    c.al.warm_start = warm
+    c.al.num_rounds = 1
+    loop.run(c, str(tmp_path / str(warm)))
+    assert seen[0] is None and len(seen) == 4
+    if warm:  # round 1 starts from round 0's trained module
+      jax.tree.map(np.testing.assert_array_equal, seen[2], seen[1])
+    else:
+      assert seen[2] is None

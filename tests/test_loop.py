@@ -29,7 +29,9 @@ def get(name="default", **over):
 
 
 def selected(workdir):
-  return [r["ids"] for r in metrics.read_jsonl(os.path.join(workdir, "selected.jsonl"))]
+  # Round -1 is the initial labelled set, not a selection.
+  return [r["ids"] for r in metrics.read_jsonl(os.path.join(workdir, "selected.jsonl"))
+          if r["round"] >= 0]
 
 
 # CIFAR-10 configs differ from their digits / MNIST-10k siblings (smoke-run

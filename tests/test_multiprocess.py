@@ -16,7 +16,8 @@ ARGS = ["--config", "configs/default.py:smoke", "--config.al.num_rounds=3"]
 
 def ids(workdir):
   with open(os.path.join(workdir, "selected.jsonl")) as f:
-    return [json.loads(line)["ids"] for line in f]
+    recs = [json.loads(line) for line in f]
+  return [r["ids"] for r in recs if r["round"] >= 0]  # Round -1: the initial set.
 
 
 def rounds(workdir):

@@ -32,7 +32,8 @@ def digits_config(**over):
 def run(tmp_path, name, **over):
   summary = loop.run(digits_config(**over), str(tmp_path / name))
   with open(tmp_path / name / "selected.jsonl") as f:
-    ids = json.loads(f.readline())["ids"]
+    # The first selection (round -1 is the initial labelled set).
+    ids = next(r for r in map(json.loads, f) if r["round"] >= 0)["ids"]
   with open(tmp_path / name / "metrics.jsonl") as f:
     recs = [json.loads(line) for line in f]
   summary["train_losses"] = [r["train_loss"] for r in recs]

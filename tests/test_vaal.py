@@ -36,6 +36,17 @@ def test_kl_divergence_matches_numpy():
                              rtol=1e-5)
 
 
+def test_kl_term_reduces_as_each_reference():
+  rng = np.random.default_rng(1)
+  mu, logvar = rng.normal(size=(5, 7)), rng.normal(size=(5, 7))
+  elem = -0.5 * (1 + logvar - mu ** 2 - np.exp(logvar))  # [B, z]
+  args = (jnp.asarray(mu, jnp.float32), jnp.asarray(logvar, jnp.float32))
+  # SRAAL: torch.mean(sum over dim 1); TA-VAAL: torch.mean over every element.
+  np.testing.assert_allclose(vaal.kl_term(*args, "sraal"), elem.sum(1).mean(), rtol=1e-5)
+  np.testing.assert_allclose(vaal.kl_term(*args, "vaal"), elem.sum(1).mean(), rtol=1e-5)
+  np.testing.assert_allclose(vaal.kl_term(*args, "ta_vaal"), elem.mean(), rtol=1e-5)
+
+
 @pytest.mark.parametrize("shape,channels", [((28, 28, 1), (8, 16, 16)), ((32, 32, 3), (4, 8)),
                                             ((8, 8, 1), ())])
 def test_vae_reconstructs_the_input_shape(shape, channels):

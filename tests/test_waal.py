@@ -29,7 +29,7 @@ def test_critic_and_gradient_penalty_match_numpy():
   np.testing.assert_allclose(waal.critic_apply(c, jnp.asarray(h_u)), d, rtol=1e-5)
   key = jax.random.key(3)
   gp = waal.gradient_penalty(c, jnp.asarray(h_u), jnp.asarray(h_l), key)
-  a = np.asarray(jax.random.uniform(key, (7, 1)), np.float64)
+  a = np.asarray(jax.random.uniform(jax.random.split(key)[0], (7, 1)), np.float64)
   pts = np.concatenate([h_u + a * (h_l - h_u), h_u, h_l]).astype(np.float64)
   _, g = np_critic(c, pts)
   np.testing.assert_allclose(float(gp), np.mean((np.linalg.norm(g, axis=-1) - 1) ** 2),
@@ -38,6 +38,20 @@ def test_critic_and_gradient_penalty_match_numpy():
   wd = waal.wasserstein(c, jnp.asarray(h_u), jnp.asarray(h_l), jnp.asarray(w), 0.5)
   d_l, _ = np_critic(c, h_l.astype(np.float64))
   np.testing.assert_allclose(float(wd), d.mean() - 0.5 * d_l[:5].mean(), rtol=1e-5)
+
+
+def test_critic_dropout_matches_numpy_and_is_off_without_a_key():
+  c = waal.init_critic(jax.random.key(0), 6, 5)
+  h = np.random.default_rng(1).normal(size=(7, 6)).astype(np.float32)
+  key = jax.random.key(4)
+  keep = np.asarray(jax.random.bernoulli(key, 0.5, (7, 5)), np.float64)
+  p = {k: np.asarray(v, np.float64) for k, v in c.items()}
+  u = np.maximum(h @ p["w1"] + p["b1"], 0) * keep / 0.5
+  d = 1 / (1 + np.exp(-(u @ p["w2"] + p["b2"])[:, 0]))
+  np.testing.assert_allclose(waal.critic_apply(c, jnp.asarray(h), key, 0.5), d, rtol=1e-5)
+  assert not np.allclose(waal.critic_apply(c, jnp.asarray(h), key, 0.5), waal.critic_apply(c, h))
+  np.testing.assert_array_equal(waal.critic_apply(c, jnp.asarray(h), None, 0.5),
+                                waal.critic_apply(c, jnp.asarray(h)))
 
 
 def test_gradient_penalty_gradient_is_finite_when_the_critic_is_flat():
@@ -96,22 +110,26 @@ def fit_setup(extension):
 
 def test_alpha_zero_trains_exactly_like_cross_entropy_and_the_critic_learns(devices):
   del devices
-  (p0, r0, ext0, _), fns, x, labelled = fit_setup(
-      lambda f: strategies.get("waal", f, alpha=0.0).extension)
+  (p0, _, _, _), fns, x, labelled = fit_setup(
+      lambda f: strategies.get("waal", f, alpha=0.0, long_epoch=False).extension)
   (p_ce, _, _, _), _, _, _ = fit_setup(None)
   # The extension adds only alpha * W to the model's loss.
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), p0, p_ce)
-  # The critic separates labelled (low D) from unlabelled (high D) features.
+  # The critic (dropout 0.5 in training, none here) separates labelled (low D)
+  # from unlabelled (high D) features the model does not fight (alpha = 0).
+  (pa, ra, exta, _), fns, x, labelled = fit_setup(
+      lambda f: strategies.get("waal", f, alpha=0.0).extension)
+  da = np.asarray(waal.critic_apply(exta["critic"], fns.embed(pa, ra, jnp.asarray(x))))
+  assert da[~labelled].mean() > da[labelled].mean() + 0.1, (da[~labelled].mean(), da[labelled].mean())
+  assert float(exta["w_dist"]) > 0.1 and np.isfinite(float(exta["gp"]))
+  # With alpha > 0 the features fight the critic: its margin shrinks (over the
+  # reference's long epochs the features win: the margin can even turn negative).
   (p1, r1, ext1, _), fns, x, labelled = fit_setup(
       lambda f: strategies.get("waal", f, alpha=0.5).extension)
-  d = np.asarray(waal.critic_apply(ext1["critic"], fns.embed(p1, r1, jnp.asarray(x))))
-  assert d[~labelled].mean() > d[labelled].mean() + 0.1, (d[~labelled].mean(), d[labelled].mean())
-  assert float(ext1["w_dist"]) > 0.1 and np.isfinite(float(ext1["gp"]))
-  d0 = np.asarray(waal.critic_apply(ext0["critic"], fns.embed(p0, r0, jnp.asarray(x))))
-  # With alpha > 0 the features fight the critic: its margin is smaller than at alpha = 0.
-  gap0 = d0[~labelled].mean() - d0[labelled].mean()
-  gap1 = d[~labelled].mean() - d[labelled].mean()
-  assert gap1 < gap0, (gap0, gap1)
+  d1 = np.asarray(waal.critic_apply(ext1["critic"], fns.embed(p1, r1, jnp.asarray(x))))
+  gap_a = da[~labelled].mean() - da[labelled].mean()
+  gap1 = d1[~labelled].mean() - d1[labelled].mean()
+  assert gap1 < gap_a - 0.1, (gap_a, gap1)
   # And the model parameters differ from plain cross-entropy training.
   assert not np.allclose(p1["head"]["kernel"], p_ce["head"]["kernel"])
 
@@ -120,3 +138,30 @@ def test_bad_options_fail_loudly():
   fns = models.build("mlp", (4,), 3, hidden=())
   with pytest.raises(ValueError, match="alpha"):
     strategies.get("waal", fns, alpha=-1.0)
+
+
+def test_long_epoch_runs_over_the_unlabelled_set_as_the_reference(devices):
+  del devices
+  # 24 labelled, 72 unlabelled, batch 16, 40 epochs: the reference's zipped
+  # loaders give ceil(72 / 16) = 5 steps an epoch; the labelled set alone 2.
+  (_, _, _, info), *_ = fit_setup(lambda f: strategies.get("waal", f).extension)
+  assert info.steps == 40 * 5, info
+  (_, _, _, info), *_ = fit_setup(lambda f: strategies.get("waal", f, long_epoch=False).extension)
+  assert info.steps == 40 * 2, info
+
+
+def test_long_epoch_steps_and_weights_inside_the_compiled_epoch(devices):
+  del devices
+  # Count the steps and weighted rows the jitted epoch actually runs.
+  def count(params, rest, ext, batch, key, epoch):
+    del params, rest, key, epoch
+    return {"n": ext["n"] + 1, "w": ext["w"] + batch["w"].sum()}
+
+  for long_epoch, steps, rows in ((True, 5, 72), (False, 2, 24)):
+    ext_def = train.TrainExtension(
+        init=lambda *a: {"n": jnp.zeros((), jnp.int32), "w": jnp.zeros((), jnp.float32)},
+        after_step=count, needs_unlabelled=True, long_epoch=long_epoch)
+    (_, _, ext, _), *_ = fit_setup(lambda f, e=ext_def: e)
+    # Long epochs cycle the 24 labelled rows over 72 rows (5 batches), all counted
+    # (the reference's zipped loader); short ones weight the 8 wrap-around rows 0.
+    assert int(ext["n"]) == 40 * steps and float(ext["w"]) == 40 * rows, (long_epoch, ext)

@@ -46,6 +46,9 @@ class TrainExtension(NamedTuple):
       counts from per-example correctness).
   after_fit(params, rest, ext, x, y, labelled) -> ext
       runs once, jitted, after the last epoch (e.g. ISAL's s_test).
+  long_epoch: an epoch runs over the longer of the labelled and unlabelled
+      rows, cycling the labelled ones (each counted): WAAL's reference zips
+      its two loaders to the longer one (cjshui/WAAL dataset_WA.py:89-93).
   The hooks' `y` holds the labels of labelled rows and -1 everywhere else:
   no hook can read an unlabelled row's label.
   """
@@ -56,6 +59,7 @@ class TrainExtension(NamedTuple):
   after_epoch: Callable | None = None
   needs_unlabelled: bool = False
   after_fit: Callable | None = None
+  long_epoch: bool = False
 
 
 class Strategy(NamedTuple):

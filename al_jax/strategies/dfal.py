@@ -28,6 +28,9 @@ Where we differ from the reference code (DAL `adversarial_deepfool.py`):
   0.02 by default; overshoot=0 is allowed).
 - Score: the reference ranks by ||eta||^2; we rank by the norm of the applied
   perturbation (1 + overshoot) ||eta||: the same order.
+- The paper also trains on each query's counterpart x + r with the query's
+  label; we do not (the pool is fixed with stable ids, and it would double
+  the images per label bought): docs/adversarial_strategies.md.
 """
 
 import jax

@@ -32,9 +32,11 @@ subset (`al.subset_size`; 10,000 in the TA-VAAL/GCN papers) for free.
 
 Differences from the reference code (sinhasam/vaal, Beichen1996/SRAAL,
 cubeyoung/TA-VAAL), each deliberate:
-- KL is the per-row sum over latent dims averaged over the batch (SRAAL,
-  TA-VAAL); VAAL sums it over the batch too, which scales beta by the batch
-  size.
+- KL (`kl_term`): VAAL and SRAAL take the per-row sum over latent dims
+  averaged over the batch (SRAAL's reference; VAAL's sums over the batch
+  too, which scales beta by the batch size); TA-VAAL takes the mean over
+  batch and latent dims, as its reference (selection_methods.py:45), i.e.
+  1/z_dim of the per-row sum.
 - Networks are stateless (no BatchNorm) with 'SAME' padding: see vae.py.
 - One minibatch per iteration serves all VAE and D steps of that
   iteration; SRAAL's 0.85 learning-rate decay is left out.
@@ -71,6 +73,21 @@ def online_uncertainty(logp: jax.Array) -> jax.Array:
   v_min = ((c - 1) * (1 / c - (1 - p_max) / (c - 1)) ** 2 + (1 / c - p_max) ** 2) / c
   var = jnp.var(p, axis=-1, ddof=1)
   return jnp.where(var > 1e-12, 1.0 - p_max * v_min / jnp.maximum(var, 1e-12), 1.0)
+
+
+def kl_term(mu: jax.Array, logvar: jax.Array, mode: str) -> jax.Array:
+  """The VAE loss's KL term for `mode`: a scalar.
+
+  Args:
+    mu, logvar: [B, z] encoder outputs.
+    mode: one of MODES.
+  Returns:
+    mean over the batch of the per-row KL summed over latent dims (vaal,
+    sraal), or the mean over batch and latent dims (ta_vaal: its reference
+    reduces with torch.mean over both, so its KL weighs 1/z of SRAAL's).
+  """
+  kl = jnp.mean(vae_lib.kl_divergence(mu, logvar))
+  return kl / mu.shape[-1] if mode == "ta_vaal" else kl
 
 
 def bce_logits(logit, target) -> jax.Array:
@@ -134,7 +151,7 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
         dec = jnp.concatenate([dec, jax.nn.sigmoid(r[rows])[:, None]], -1)
       recon = vae_apply(gen["vae"], "decode", dec)
       total = 2.0 * (recon_weight * jnp.mean((recon - xb) ** 2)
-                     + beta * jnp.mean(vae_lib.kl_divergence(mu, logvar))
+                     + beta * kl_term(mu, logvar, mode)
                      # The VAE wants D to call every latent "labelled" (1).
                      + adversary_weight * bce_logits(d_apply(disc, "__call__", d_in(mu, rows)),
                                                      1.0))

@@ -2,7 +2,8 @@
 
 Training (through TrainExtension) adds a critic D: features -> (0, 1)
 (Linear(d, hidden) - ReLU - Linear(hidden, 1) - sigmoid) over the model's
-penultimate features h, and alternates, every step:
+penultimate features h (dropout `critic_dropout` on its hidden layer while
+training, as the reference's F.dropout), and alternates, every step:
   model:  CE(labelled) + alpha * W,   W = mean D(h_U) - gamma * mean D(h_L)
   critic: minimise  -W + gp_weight * GP,
           GP = mean (||grad D(p)|| - 1)^2 over p in {interpolates, h_U, h_L}
@@ -23,6 +24,10 @@ each deliberate:
 - The model-side GP term of the reference is computed on detached features
   with a frozen critic, so it has no gradient: we leave it out.
 - gamma is a constant (default 1, as in DAL+); the reference uses |L|/|U|.
+- As the reference (and unlike our first version): an epoch runs over the
+  longer of the labelled and unlabelled sets, cycling the labelled rows
+  (`long_epoch`, the reference's zipped loaders, dataset_WA.py:89-93), and
+  the critic has dropout 0.5 while training (model.py:158).
 - The model's own head is the classifier (the reference adds 512-50-10).
 - In the model's loss, the critic sees the train-mode features
   (out["pre_logits"]) of the same forward pass that gives the
@@ -47,26 +52,40 @@ def init_critic(key, dim: int, hidden: int = 50):
           "w2": u(ks[2], (hidden, 1), hidden), "b2": u(ks[3], (1,), hidden)}
 
 
-def critic_apply(c, h: jax.Array) -> jax.Array:
-  """D(h) in (0, 1), shape [B]."""
+def critic_apply(c, h: jax.Array, key=None, rate: float = 0.0) -> jax.Array:
+  """D(h) in (0, 1), shape [B]; with a key, inverted dropout `rate` on the hidden layer."""
   z = jax.nn.relu(h @ c["w1"] + c["b1"])
+  if key is not None and rate > 0.0:
+    keep = jax.random.bernoulli(key, 1.0 - rate, z.shape)
+    z = jnp.where(keep, z / (1.0 - rate), 0.0)
   return jax.nn.sigmoid(z @ c["w2"] + c["b2"])[:, 0]
 
 
-def gradient_penalty(c, h_u: jax.Array, h_l: jax.Array, key) -> jax.Array:
-  """mean (||grad_p D(p)|| - 1)^2 over interpolates of (h_u, h_l), h_u and h_l."""
-  a = jax.random.uniform(key, (h_u.shape[0], 1), h_u.dtype)
+def gradient_penalty(c, h_u: jax.Array, h_l: jax.Array, key, rate: float = 0.0) -> jax.Array:
+  """mean (||grad_p D(p)|| - 1)^2 over interpolates of (h_u, h_l), h_u and h_l.
+
+  With rate > 0 each point's critic has its own dropout mask (the reference
+  evaluates the penalty with the critic in training mode).
+  """
+  k_a, k_drop = jax.random.split(key)
+  a = jax.random.uniform(k_a, (h_u.shape[0], 1), h_u.dtype)
   pts = jnp.concatenate([h_u + a * (h_l - h_u), h_u, h_l])
-  grads = jax.vmap(jax.grad(lambda p: critic_apply(c, p[None])[0]))(pts)
+  keys = jax.random.split(k_drop, pts.shape[0])
+  grads = jax.vmap(jax.grad(lambda p, k: critic_apply(c, p[None], k, rate)[0]))(pts, keys)
   # A safe norm: the gradient of ||g|| at g = 0 (all critic ReLUs off, or
   # all-zero features) is NaN and would poison the critic.
   norm = jnp.sqrt(jnp.sum(grads * grads, axis=-1) + 1e-12)
   return jnp.mean((norm - 1.0) ** 2)
 
 
-def wasserstein(c, h_u, h_l, w_l, gamma: float) -> jax.Array:
-  """mean D(h_u) - gamma * weighted mean D(h_l) (w_l = 0 on wrap-around rows)."""
-  return jnp.mean(critic_apply(c, h_u)) - gamma * train.weighted_mean(critic_apply(c, h_l), w_l)
+def wasserstein(c, h_u, h_l, w_l, gamma: float, key=None, rate: float = 0.0) -> jax.Array:
+  """mean D(h_u) - gamma * weighted mean D(h_l) (w_l = 0 on wrap-around rows).
+
+  With a key, the critic runs with dropout `rate` (independent masks per set).
+  """
+  k_u, k_l = jax.random.split(key) if key is not None else (None, None)
+  return (jnp.mean(critic_apply(c, h_u, k_u, rate))
+          - gamma * train.weighted_mean(critic_apply(c, h_l, k_l, rate), w_l))
 
 
 def uncertainty(logp: jax.Array) -> jax.Array:
@@ -75,7 +94,8 @@ def uncertainty(logp: jax.Array) -> jax.Array:
 
 
 def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0,
-         selection: float = 10.0, critic_hidden: int = 50, critic_lr: float = 1e-3) -> Strategy:
+         selection: float = 10.0, critic_hidden: int = 50, critic_lr: float = 1e-3,
+         critic_dropout: float = 0.5, long_epoch: bool = True) -> Strategy:
   """WAAL strategy with its training extension.
 
   Args:
@@ -86,7 +106,13 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     selection: weight of the critic score in the query (reference: 10).
     critic_hidden: critic hidden width (reference: 50).
     critic_lr: critic Adam learning rate.
+    critic_dropout: dropout on the critic's hidden layer while training
+      (reference: 0.5, model.py:158); the query uses the critic without it.
+    long_epoch: an epoch over the longer of the labelled and unlabelled sets
+      (reference); False: over the labelled set only.
   """
+  if not 0.0 <= critic_dropout < 1.0:
+    raise ValueError(f"waal critic_dropout must be in [0, 1), got {critic_dropout}")
   for name, v in (("alpha", alpha), ("gp_weight", gp_weight), ("critic_lr", critic_lr)):
     if v < 0:
       raise ValueError(f"waal {name} must be >= 0, got {v}")
@@ -102,11 +128,13 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     del epoch
     (logits, out_l), new_rest = fns.features_train(params, rest, batch["x"], key)
     (_, out_u), new_rest = fns.features_train(params, new_rest, batch["x_u"],
-                                              jax.random.fold_in(key, 1))
+                                              jax.random.fold_in(key, 2))
     ce = train.weighted_mean(
         optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]), batch["w"])
     h_l, h_u = out_l["pre_logits"], out_u["pre_logits"]
-    w_dist = wasserstein(ext["critic"], h_u, h_l, batch["w"], gamma)
+    # A key of its own: the model's dropout key stays that of plain training.
+    w_dist = wasserstein(ext["critic"], h_u, h_l, batch["w"], gamma,
+                         jax.random.fold_in(key, 1), critic_dropout)
     return ce + alpha * w_dist, (new_rest, logits)
 
   def after_step(params, rest, ext, batch, key, epoch):
@@ -115,8 +143,9 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     h_u = jax.lax.stop_gradient(fns.embed(params, rest, batch["x_u"]))
 
     def critic_loss(c):
-      w_dist = wasserstein(c, h_u, h_l, batch["w"], gamma)
-      gp = gradient_penalty(c, h_u, h_l, key)
+      k_w, k_gp = jax.random.split(key)
+      w_dist = wasserstein(c, h_u, h_l, batch["w"], gamma, k_w, critic_dropout)
+      gp = gradient_penalty(c, h_u, h_l, k_gp, critic_dropout)
       return -w_dist + gp_weight * gp, (w_dist, gp)
 
     (_, (w_dist, gp)), g = jax.value_and_grad(critic_loss, has_aux=True)(ext["critic"])
@@ -125,7 +154,7 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
             "w_dist": w_dist, "gp": gp}
 
   extension = TrainExtension(init=init, loss=loss, after_step=after_step,
-                             needs_unlabelled=True)
+                             needs_unlabelled=True, long_epoch=bool(long_epoch))
 
   def score(params, rest, batch, key, ext=None):
     del key

@@ -1,0 +1,58 @@
+"""VGG16 with BatchNorm (CIFAR-size inputs; the WAAL/DAL backbone)."""
+
+import jax
+from flax import nnx
+
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+          512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class VGG16BN(nnx.Module):
+  """`embed` = flattened 512-d features after the last pool (32x32 input)."""
+
+  def __init__(self, input_shape, num_classes: int, *, width_scale: float = 1.0,
+               dropout: float = 0.0, rngs: nnx.Rngs):
+    h, w, cin = input_shape
+    convs, bns = [], []
+    for v in _VGG16:
+      if v == "M":
+        h, w = h // 2, w // 2
+        continue
+      cout = max(1, int(v * width_scale))
+      convs.append(nnx.Conv(cin, cout, (3, 3), padding=1, rngs=rngs))
+      bns.append(nnx.BatchNorm(cout, momentum=0.9, rngs=rngs))
+      cin = cout
+    if h < 1 or w < 1:
+      raise ValueError(f"VGG16 needs inputs of at least 32x32, got {input_shape}")
+    self.convs = nnx.List(convs)
+    self.bns = nnx.List(bns)
+    self.drop = nnx.Dropout(dropout)
+    self.embed_dim = h * w * cin
+    self.head = nnx.Linear(self.embed_dim, num_classes, rngs=rngs)
+    # Channels after each of the 5 pools.
+    self.feature_dims = tuple(max(1, int(v * width_scale)) for i, v in enumerate(_VGG16)
+                              if i + 1 < len(_VGG16) and _VGG16[i + 1] == "M")
+
+  def _trunk(self, x):
+    i, feats = 0, []
+    for v in _VGG16:
+      if v == "M":
+        x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+        feats.append(x)
+      else:
+        x = jax.nn.relu(self.bns[i](self.convs[i](x)))
+        i += 1
+    return x.reshape((x.shape[0], -1)), feats
+
+  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    del rngs  # No dropout inside the backbone.
+    return self._trunk(x)[0]
+
+  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    """(logits, the 5 pooled block outputs [B, H_b, W_b, C_b]) from one forward pass."""
+    h, feats = self._trunk(x)
+    return self.head(self.drop(h, rngs=rngs, deterministic=rngs is None)), feats
+
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
+    h = self.drop(self.embed(x), rngs=rngs, deterministic=rngs is None)
+    return self.head(h)

@@ -1,0 +1,22 @@
+"""Random sampling: uniform without replacement among unlabelled rows.
+
+Unlike the with-replacement `randint` "permutation" of GCN/TA-VAAL (which can
+return duplicates): the top-k of i.i.d. uniform keys is a uniformly random
+subset, and jax.random gives the same keys under any sharding of the pool.
+"""
+
+import jax
+
+from al_jax import selection
+from al_jax.strategies.base import Strategy, no_features
+
+
+def random(fns) -> Strategy:
+  del fns
+
+  def select(features, pool, budget, key):
+    del features
+    u = jax.random.uniform(key, pool.ids.shape)
+    return selection.masked_top_k(u, pool, budget)
+
+  return Strategy(no_features, select)

@@ -1,0 +1,117 @@
+"""Forgetting events (Toneva et al., ICLR 2019) as AL and pruning scores.
+
+After every training epoch (train.TrainExtension.after_epoch) the model
+predicts the whole padded pool once (eval mode) and the extension state
+counts, per row:
+  forgets: correct -> incorrect transitions of labelled rows (true labels);
+           the pruning score (`forgetting_scores`): rows never predicted
+           correctly get the number of epochs, as FGT gives them
+           `npresentations` (mansheej/data_diet gives them infinity);
+  flips:   epochs whose predicted label differs from the previous epoch's:
+           the AL score of unlabelled rows (their labels are unknown, so
+           "forgetting" becomes prediction instability).
+Only labelled rows' labels are read: `y` holds the oracle labels of the
+whole pool and must not leak into the unlabelled rows' scores.
+
+Deliberate differences from the reference code (mtoneva/example_forgetting,
+mansheej/data_diet): correctness is recorded once per epoch for every row at
+the same weights, in eval mode (no augmentation, no dropout), instead of from
+each row's own augmented mini-batch presentation; so counts do not depend on
+batch order and unlabelled rows are tracked the same way. The cost is one
+forward pass over the pool per epoch.
+"""
+
+import jax
+import jax.numpy as jnp
+
+from al_jax import selection, train
+from al_jax.strategies.base import Strategy
+from al_jax.strategies.uncertainty import entropy_from_logp
+
+TIE_BREAKS = ("entropy", "random", "none")
+
+
+def init_counts(num_rows: int) -> dict:
+  """Fresh counters for a padded pool of num_rows."""
+  return {"prev_correct": jnp.zeros((num_rows,), bool),
+          "ever_correct": jnp.zeros((num_rows,), bool),
+          "forgets": jnp.zeros((num_rows,), jnp.int32),
+          "prev_pred": jnp.full((num_rows,), -1, jnp.int32),
+          "flips": jnp.zeros((num_rows,), jnp.int32),
+          "epochs": jnp.zeros((), jnp.int32)}
+
+
+def update_counts(state: dict, pred: jax.Array, y: jax.Array, labelled: jax.Array) -> dict:
+  """One epoch's predictions [N] into the counters (pure)."""
+  correct = (pred == y) & labelled
+  forgot = state["prev_correct"] & ~correct & labelled
+  flipped = (state["prev_pred"] >= 0) & (pred != state["prev_pred"])
+  return {"prev_correct": correct,
+          "ever_correct": state["ever_correct"] | correct,
+          "forgets": state["forgets"] + forgot.astype(jnp.int32),
+          "prev_pred": pred.astype(jnp.int32),
+          "flips": state["flips"] + flipped.astype(jnp.int32),
+          "epochs": state["epochs"] + 1}
+
+
+def forgetting_scores(state: dict) -> jax.Array:
+  """[N] pruning score of labelled rows: forgetting events, or the number of
+  epochs for rows never learnt (most forgettable). Higher = harder.
+  Unlabelled rows are never "correct", so their entries mean nothing."""
+  return jnp.where(state["ever_correct"], state["forgets"], state["epochs"]).astype(jnp.float32)
+
+
+def _divisor(n: int, cap: int) -> int:
+  """Largest divisor of n that is <= cap (static chunk size for the pool)."""
+  return next(d for d in range(min(n, cap), 0, -1) if n % d == 0)
+
+
+def predict_pool(fns, params, rest, x, chunk: int = 512) -> jax.Array:
+  """[N] argmax predictions over the whole pool in fixed-size chunks."""
+  n = x.shape[0]
+  m = _divisor(n, chunk)
+  xs = x.reshape((n // m, m) + x.shape[1:])
+  return jax.lax.map(lambda b: jnp.argmax(fns.apply(params, rest, b), -1), xs).reshape(n)
+
+
+def extension(fns, chunk: int = 512) -> train.TrainExtension:
+  """The training extension that records the counters each epoch."""
+  def init(key, params, rest, num_rows):
+    del key, params, rest
+    return init_counts(num_rows)
+
+  def after_epoch(params, rest, ext, x, y, labelled, epoch):
+    del epoch
+    return update_counts(ext, predict_pool(fns, params, rest, x, chunk), y, labelled)
+
+  return train.TrainExtension(init=init, after_epoch=after_epoch)
+
+
+def forgetting(fns, *, tie_break: str = "entropy", chunk: int = 512) -> Strategy:
+  """Queries the unlabelled rows whose predicted label flipped most often.
+
+  Args:
+    fns: the model's `models.Functional`.
+    tie_break: many rows share a flip count (often 0); ties are broken by
+      "entropy" (the final model's normalised predictive entropy, most
+      uncertain first), "random", or "none" (lowest position first).
+    chunk: pool rows per forward pass in the per-epoch prediction.
+  """
+  if tie_break not in TIE_BREAKS:
+    raise ValueError(f"forgetting tie_break must be one of {list(TIE_BREAKS)}, got {tie_break!r}")
+
+  def score(params, rest, batch, key, ext):
+    del key, ext
+    if tie_break != "entropy":
+      return jnp.zeros((batch["x"].shape[0],), jnp.float32)
+    logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"]).astype(jnp.float32))
+    return entropy_from_logp(logp) / jnp.log(logp.shape[-1])  # in [0, 1]
+
+  def select(tie, pool, budget, key, ext):
+    flips = ext["flips"][jnp.maximum(pool.ids, 0)].astype(jnp.float32)
+    if tie_break == "random":
+      tie = jax.random.uniform(key, flips.shape)
+    # Tie-breakers lie in [0, 1) * 0.5: they never reorder different counts.
+    return selection.masked_top_k(flips + 0.5 * jnp.minimum(tie, 0.999), pool, budget)
+
+  return Strategy(score, select, extension=extension(fns, chunk))
