@@ -28,7 +28,7 @@ from al_jax.strategies.base import PoolView
 # What each array-level strategy reads. "probs": `logits` or `probs` [N, C];
 # "mc": `mc_log_probs` [N, K, C]; "emb": `embeddings` [N, D].
 _UNCERTAINTY = {"least_confidence": uncertainty.least_confidence_from_logp,
-                "entropy": uncertainty.entropy_from_logp,
+                "entropy": mc.entropy,
                 "margin": uncertainty.neg_margin_from_logp}
 _MC_TOP_K = {"bayesian_lc": mc.least_confidence, "bayesian_entropy": mc.predictive_entropy,
              "bald": mc.mutual_information, "variation_ratios": mc.variation_ratios,

@@ -203,7 +203,7 @@ def setup(config):
   check_budget(config, pool.size)
   strategies.check_mc_dropout(config.strategy.name, config.model_name, ds.x_train.shape[1:],
                               ds.num_classes, **config.model.to_dict())
-  fns = models.build(config.model_name, ds.x_train.shape[1:], ds.num_classes,
+  fns = models.get(config.model_name, ds.x_train.shape[1:], ds.num_classes,
                      **config.model.to_dict())
   fns = precision.with_compute_dtype(fns, config.train.get("compute_dtype", "float32"))
   strategy = strategies.get(config.strategy.name, fns, **config.strategy.kw.to_dict())
@@ -265,23 +265,20 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
 
   fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"),
                        strategy.extension, preprocess=prep)
-  # Strategies with a training extension also see its final state.
-  ext_kw = (lambda ext: {"ext": ext}) if strategy.extension is not None else (lambda ext: {})
   evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh, preprocess=prep)
   init_fn = models.jit_init(fns, out_shardings=sharding.replicated(mesh))
 
+  # `ext` is the extension's final state, None without an extension.
   @jax.jit
   def score_pool(params, rest, x, ids, key, ext):
     # Global ids ride along: per-example MC dropout masks are keyed by them.
     return sharding.map_batches(
         lambda b: strategy.score(params, rest, {"x": prep(b["x"]), "ids": b["ids"]}, key,
-                                 **ext_kw(ext)),
+                                 ext),
         {"x": x, "ids": ids}, score_bs, mesh)
 
-  def select_ext(features, view, budget_, key, ext):
-    return strategy.select(features, view, budget_, key, **ext_kw(ext))
-
-  select_fn = jax.jit(select_ext, static_argnums=2) if strategy.jit_select else select_ext
+  select_fn = (jax.jit(strategy.select, static_argnums=2) if strategy.jit_select
+               else strategy.select)
 
   root = jax.random.key(int(config.seed))
   metrics_path = os.path.join(workdir, "metrics.jsonl")

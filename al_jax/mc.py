@@ -112,7 +112,11 @@ def mean_log_probs(logp: jax.Array) -> jax.Array:
 
 
 def entropy(logp: jax.Array) -> jax.Array:
-  """-sum_c p log p over the last axis (nats)."""
+  """-sum_c p log p over the last axis (nats), 0 at p = 0.
+
+  The project's one entropy: MC reductions here, the deterministic entropy
+  strategy and forgetting's tie-break all use it.
+  """
   return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
 
 

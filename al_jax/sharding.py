@@ -8,6 +8,7 @@ One mesh built from `config.mesh` (a list of (axis name, size) pairs; -1 means
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
@@ -100,6 +101,41 @@ def replicate(mesh: Mesh, tree):
       lambda a: jax.make_array_from_callback(np.shape(a), sharding,
                                              lambda idx: np.asarray(a)[idx]),
       tree)
+
+
+def row(a, i):
+  """a[i] for a traced scalar i, written as a gather rather than a dynamic
+  slice: with `a` sharded by rows, XLA partitions a gather into a local
+  masked lookup plus an all-reduce of one row, whereas a dynamic slice
+  all-gathers the whole array (measured in the compiled HLO: [N, D] every
+  pick; tests/test_kcenter.py checks it stays out)."""
+  return jnp.take(a, jnp.reshape(i, (1,)), axis=0, mode="clip")[0]
+
+
+def chunked_map(fn, tree, chunk: int):
+  """fn over consecutive row chunks of `tree`, one after another (`lax.map`).
+
+  Bounds peak memory to one chunk's worth of fn's intermediates. Rows are
+  padded to a multiple of `chunk` with copies of row 0 (so fn never sees
+  made-up values) and the padding is cut from the output.
+
+  Args:
+    fn: maps a pytree of [chunk, ...] rows to a pytree of [chunk, ...] rows.
+    tree: inputs, leading axis n. chunk: static rows per call (capped at n).
+  Returns:
+    fn's outputs for all n rows, in row order.
+  """
+  n = jax.tree.leaves(tree)[0].shape[0]
+  m = max(1, min(int(chunk), n))
+  pad = -n % m
+
+  def split(a):
+    if pad:
+      a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad,) + a.shape[1:])])
+    return a.reshape((-1, m) + a.shape[1:])
+
+  out = jax.lax.map(fn, jax.tree.map(split, tree))
+  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
 
 
 def constrain_rows(a: jax.Array) -> jax.Array:

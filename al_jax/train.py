@@ -18,39 +18,8 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from al_jax import schedules, sharding
-
-
-class TrainExtension(NamedTuple):
-  """How a strategy shapes training; every field but `init` is optional.
-
-  The extension's state `ext` is a dict pytree created fresh each round by
-  `init(key, params, rest, num_rows) -> ext` (num_rows = padded pool size).
-  If it holds "params", they are trained with `tx` (state kept in
-  ext["opt"]) from the gradient of `loss`.
-
-  loss(params, rest, ext, batch, key, epoch) -> (loss, (new_rest, logits))
-      replaces the default cross-entropy; differentiated w.r.t. the model
-      params and ext["params"]. batch = {"x", "y", "w"} (w = 0 on wrap-around
-      rows) plus "x_u" (B unlabelled rows) when `needs_unlabelled`.
-  after_step(params, rest, ext, batch, key, epoch) -> ext
-      runs after each model update (e.g. a WAAL critic step).
-  after_epoch(params, rest, ext, x, y, labelled, epoch) -> ext
-      runs after each epoch over the whole padded pool (e.g. forgetting
-      counts from per-example correctness).
-  after_fit(params, rest, ext, x, y, labelled) -> ext
-      runs once, jitted, after the last epoch (e.g. ISAL's s_test).
-  long_epoch: an epoch runs over the longer of the labelled and unlabelled
-      rows, cycling the labelled ones (each counted): WAAL's reference zips
-      its two loaders to the longer one (cjshui/WAAL dataset_WA.py:89-93).
-  """
-  init: Callable
-  loss: Callable | None = None
-  tx: optax.GradientTransformation | None = None
-  after_step: Callable | None = None
-  after_epoch: Callable | None = None
-  needs_unlabelled: bool = False
-  after_fit: Callable | None = None
-  long_epoch: bool = False
+# Re-exported: TrainExtension lives beside Strategy (strategies/base.py).
+from al_jax.strategies.base import TrainExtension  # pylint: disable=unused-import
 
 
 class TrainInfo(NamedTuple):
@@ -206,7 +175,8 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     params, rest, opt_state, ext, loss_sum, correct, seen, bad, first = out
     if ext_def.after_epoch is not None:
       # Hooks see the whole pool: with a uint8 pool this is its one float copy.
-      ext = ext_def.after_epoch(params, rest, ext, prep(x), y, labelled, epoch)
+      ext = ext_def.after_epoch(params, rest, ext, prep(x), revealed(y, labelled), labelled,
+                                epoch)
     return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad, first
 
   after_fit = None
@@ -263,7 +233,9 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     if ext_def.after_fit is not None:
       if validation is not None:  # Held-out labelled rows (al.validation_size), e.g. ISAL's v.
         ext = {**ext, "validation": validation}
-      ext = after_fit(params, rest, ext, x, y, labelled)
+      # Labels of training and held-out labelled rows only; -1 elsewhere.
+      seen = labelled if validation is None else labelled | validation
+      ext = after_fit(params, rest, ext, x, revealed(y, seen), labelled)
     info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
     return params, rest, (ext if extension is not None else None), info
 
@@ -320,6 +292,11 @@ def _check_epoch(guard, epochs, e, loss, acc, bad, first, bar) -> None:
   if bar is not None:
     bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", refresh=False)
     bar.update(1)
+
+
+def revealed(y: jax.Array, labelled: jax.Array) -> jax.Array:
+  """The labels a strategy may see: y on labelled rows, -1 elsewhere."""
+  return jnp.where(labelled, y, -1)
 
 
 def weighted_mean(values: jax.Array, w: jax.Array) -> jax.Array:

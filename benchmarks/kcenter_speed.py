@@ -85,7 +85,7 @@ def worker(a) -> dict:
   import jax
   import jax.numpy as jnp
 
-  from al_jax import kcenter
+  from al_jax.kernels import kcenter
   from al_jax.strategies import probcover, typiclust
   from al_jax.strategies.base import PoolView
   emb, centres = jnp.asarray(x), jnp.asarray(lab)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from al_jax import models, per_example, sharding
+from al_jax.kernels import badge as badge_k
 from al_jax.strategies import gradient
 from al_jax.strategies.base import PoolView
 from tests.helpers import make_pool
@@ -45,14 +46,14 @@ def test_factors_are_the_last_layer_gradient_and_distances_match_materialised():
                 for i in range(9)])
   np.testing.assert_allclose(np.einsum("nd,nc->ndc", f["h"], f["q"]).reshape(9, -1), g,
                              rtol=1e-5, atol=1e-7)
-  np.testing.assert_allclose(gradient.sq_norms(f["h"], f["q"]), (g ** 2).sum(1), rtol=1e-5)
+  np.testing.assert_allclose(badge_k.sq_norms(f["h"], f["q"]), (g ** 2).sum(1), rtol=1e-5)
   for i in (0, 4, 8):
-    np.testing.assert_allclose(gradient.sq_dist_to(f["h"], f["q"], gradient.sq_norms(
+    np.testing.assert_allclose(badge_k.sq_dist_to(f["h"], f["q"], badge_k.sq_norms(
         f["h"], f["q"]), i), ((g - g[i]) ** 2).sum(1), rtol=1e-4, atol=1e-6)
   fb = gradient.badge_factors(fns, params, rest, x, bias=True)
   gb = np.stack([np.concatenate([np.asarray(grad(params, rest, x[i], yhat[i])["head"][k]).ravel()
                                  for k in ("kernel", "bias")]) for i in range(9)])
-  np.testing.assert_allclose(gradient.sq_norms(fb["h"], fb["q"]), (gb ** 2).sum(1), rtol=1e-5)
+  np.testing.assert_allclose(badge_k.sq_norms(fb["h"], fb["q"]), (gb ** 2).sum(1), rtol=1e-5)
 
 
 def test_seeding_matches_numpy_on_the_same_key_on_1_and_8_devices(devices):
@@ -83,7 +84,7 @@ def test_second_centre_follows_d_squared():
   q = rng.normal(size=(n, 2)).astype(np.float32)
   cand = jnp.ones(n, bool)
   keys = jax.random.split(jax.random.key(0), 4000)
-  picks = jax.jit(jax.vmap(lambda k: gradient.kmeans_pp_gradient(h, q, cand, 2, k)[0]))(keys)
+  picks = jax.jit(jax.vmap(lambda k: badge_k.kmeans_pp_gradient(h, q, cand, 2, k)[0]))(keys)
   picks = np.asarray(picks)
   g = np.einsum("nd,nc->ndc", h, q).reshape(n, -1).astype(np.float64)
   first = np.argmax((g ** 2).sum(1))

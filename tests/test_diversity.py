@@ -8,7 +8,8 @@ import pytest
 import scipy.cluster.hierarchy
 from sklearn.cluster import KMeans
 
-from al_jax import clustering, sharding, strategies
+from al_jax import sharding, strategies
+from al_jax.kernels import clustering
 from al_jax.strategies import cluster_margin, probcover, typiclust
 from al_jax.strategies.base import PoolView
 from configs import coreset_cifar10

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import scipy.optimize
 
-from al_jax import kcenter, sharding, strategies
+from al_jax import sharding, strategies
+from al_jax.kernels import kcenter
 from al_jax.strategies.base import PoolView
 
 
@@ -101,7 +102,7 @@ def test_coreset_strategy_one_vs_eight_devices(devices):
 
 # Robust k-center MIP (coreset_mip).
 
-from al_jax import kcenter_mip
+from al_jax.kernels import kcenter_mip
 
 
 def enumerate_optimum(d, d_lab, budget, outliers=0):

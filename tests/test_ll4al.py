@@ -126,7 +126,7 @@ def test_query_takes_the_highest_predicted_loss_among_unlabelled_on_8_devices(de
   labelled[rng.choice(60, 12, replace=False)] = True
   pool = PoolView(*(jnp.asarray(a) for a in (np.where(valid, np.arange(64), -1).astype(np.int32),
                                                valid, labelled, np.full(64, -1, np.int32))))
-  _, feats = fns.features(params, rest, jnp.asarray(x))
+  feats = fns.features(params, rest, jnp.asarray(x))[1]["stages"]
   pred = np_loss_net(ext["params"], [np.asarray(f) for f in feats])
   unl = np.flatnonzero(valid & ~labelled)
   ref = unl[np.argsort(-pred[unl], kind="stable")[:9]]

@@ -126,3 +126,23 @@ def test_conv2d_forward_mode_and_hessian_vector_products():
   np.testing.assert_allclose(t, t_ref, rtol=1e-4)
   hvp, hvp_ref = (jax.jvp(jax.grad(loss(c)), (w,), (v,))[1] for c in (ours, ref))
   np.testing.assert_allclose(hvp, hvp_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name,shape,kw", CASES)
+def test_call_returns_logits_and_out(name, shape, kw):
+  fns = models.get(name, shape, 5, **kw)
+  params, rest = models.jit_init(fns)(jax.random.key(0))
+  x = jax.random.normal(jax.random.key(1), (6,) + shape)
+  logits, out = fns.features(params, rest, x)
+  np.testing.assert_array_equal(logits, fns.apply(params, rest, x))
+  assert out["pre_logits"].shape == (6, fns.embed_dim)
+  assert [s.shape[-1] for s in out["stages"]] == list(fns.feature_dims)
+  # Train mode from the same single pass: logits agree with apply_train, and
+  # with dropout on, the train-mode embedding differs from the eval one.
+  (t_logits, t_out), _ = fns.features_train(params, rest, x, jax.random.key(2))
+  np.testing.assert_allclose(t_logits, fns.apply_train(params, rest, x, jax.random.key(2))[0],
+                             rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(fns.head(params, rest, t_out["pre_logits"]), t_logits,
+                             rtol=1e-4, atol=1e-4)
+  if kw.get("dropout", 0) > 0:
+    assert not np.allclose(t_out["pre_logits"], out["pre_logits"])

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from al_jax import models, selection, sharding, strategies
+from al_jax import models, sharding, strategies
+from al_jax.kernels import topk
 from al_jax.strategies.base import PoolView
 from tests.helpers import make_pool
 
@@ -54,7 +55,7 @@ def test_masked_top_k_never_returns_labelled_padding_or_nan_first():
   pool = PoolView(jnp.array([10, 11, 12, 13, 14, 15, -1, -1]), jnp.arange(8) < 6,
                   jnp.array([True, False, False, False, False, False, False, False]),
                   jnp.full(8, -1))
-  ids, vals = selection.masked_top_k(scores, pool, 5)
+  ids, vals = topk.masked_top_k(scores, pool, 5)
   # Global ids (not positions). Labelled 10 and padding never appear; NaN/-inf
   # rows come after real scores.
   assert list(np.asarray(ids)[:3]) == [13, 12, 15]

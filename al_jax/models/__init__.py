@@ -33,22 +33,24 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
 class Functional(NamedTuple):
   """Pure views of one model architecture.
 
+  Every view runs the module's one `__call__`, which returns (logits, out)
+  with out["pre_logits"] [B, D] and out["stages"]; the views differ only in
+  mode, chosen in one place (`functional`, through `nnx.view`).
+
   init(key) -> (params, rest)
   apply(params, rest, x) -> logits            eval mode (dropout off, BN frozen)
-  embed(params, rest, x) -> [B, D]            penultimate features, eval mode
+  embed(params, rest, x) -> [B, D]            out["pre_logits"], eval mode
   head(params, rest, h) -> logits             the last linear layer alone
   apply_mc(params, rest, x, key) -> logits    dropout on, BN frozen; the same
                                               mask for every example given key
   apply_train(params, rest, x, key) -> (logits, new_rest)
                                               dropout on, BN on batch statistics
-  features(params, rest, x) -> (logits, [F_l])
-                                              eval mode, plus the intermediate
-                                              features of every stage/layer
-                                              ([B, H, W, C] or [B, C]; LL4AL)
-  features_train(params, rest, x, key) -> ((logits, [F_l]), new_rest)
-                                              the same in apply_train's mode
-  feature_dims: the channel count C of each F_l.
-  The last three are None / () for models without a `features` method.
+  features(params, rest, x) -> (logits, out)  eval mode, with the whole `out`
+  features_train(params, rest, x, key) -> ((logits, out), new_rest)
+                                              the same in apply_train's mode (one
+                                              forward pass gives the train-mode
+                                              logits and embedding: WAAL, LL4AL)
+  feature_dims: the channel count of each out["stages"] entry.
   """
   init: Callable
   apply: Callable
@@ -61,6 +63,10 @@ class Functional(NamedTuple):
   features: Callable | None = None
   features_train: Callable | None = None
   feature_dims: tuple = ()
+
+
+# The modes: (dropout deterministic, BatchNorm use_running_average).
+MODES = {"eval": (True, True), "mc": (False, True), "train": (False, False)}
 
 
 def jit_init(fns: "Functional", **jit_kw) -> Callable:
@@ -78,71 +84,73 @@ def jit_init(fns: "Functional", **jit_kw) -> Callable:
 def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
   """Builds the pure views from a constructor `make(rngs) -> module`."""
   model = nnx.eval_shape(lambda: make(nnx.Rngs(0)))
-  # Modes are static attributes: one graphdef per mode, built once.
-  views = {}
-  for mode, use_running in (("eval", True), ("train", False)):
-    view = nnx.view(model, use_running_average=use_running, raise_if_not_found=False)
-    views[mode] = nnx.split(view, nnx.Param, ...)[0]
-  gd_eval, gd_train = views["eval"], views["train"]
+  # Modes are static attributes set together on every Dropout and BatchNorm:
+  # one graphdef per mode, built once.
+  gd = {mode: nnx.split(nnx.view(model, deterministic=det, use_running_average=running,
+                                 raise_if_not_found=False), nnx.Param, ...)[0]
+        for mode, (det, running) in MODES.items()}
 
   def init(key):
     _, params, rest = nnx.split(make(nnx.Rngs(params=key)), nnx.Param, ...)
     return params, rest
 
+  def features(params, rest, x):
+    return nnx.merge(gd["eval"], params, rest)(x)
+
   def apply(params, rest, x):
-    return nnx.merge(gd_eval, params, rest)(x)
+    return features(params, rest, x)[0]
 
   def embed(params, rest, x):
-    return nnx.merge(gd_eval, params, rest).embed(x)
+    return features(params, rest, x)[1]["pre_logits"]
 
   def head(params, rest, h):
-    return nnx.merge(gd_eval, params, rest).head(h)
+    return nnx.merge(gd["eval"], params, rest).head(h)
 
   def apply_mc(params, rest, x, key):
-    m = nnx.merge(gd_eval, params, rest)
+    m = nnx.merge(gd["mc"], params, rest)
 
     # vmap over examples with an unbatched key: every example sees the same
     # dropout masks, so sample `key` is one fixed network (consistent MC
     # dropout) whatever the batch, shard or host.
     def one(xi):
-      return m(xi[None], rngs=nnx.Rngs(dropout=key))[0]
+      return m(xi[None], rngs=nnx.Rngs(dropout=key))[0][0]
 
     return jax.vmap(one)(x)
 
-  def apply_train(params, rest, x, key):
+  def features_train(params, rest, x, key):
     # merge reuses the State's Variable objects and BatchNorm writes into
     # them: rebuild the tree first so the caller's `rest` is never mutated.
-    m = nnx.merge(gd_train, params, jax.tree.map(lambda a: a, rest))
-    logits = m(x, rngs=nnx.Rngs(dropout=key))
+    m = nnx.merge(gd["train"], params, jax.tree.map(lambda a: a, rest))
+    logits_out = m(x, rngs=nnx.Rngs(dropout=key))
     _, _, new_rest = nnx.split(m, nnx.Param, ...)
+    return logits_out, new_rest
+
+  def apply_train(params, rest, x, key):
+    (logits, _), new_rest = features_train(params, rest, x, key)
     return logits, new_rest
 
-  def features(params, rest, x):
-    return nnx.merge(gd_eval, params, rest).features(x)
-
-  def features_train(params, rest, x, key):
-    # As apply_train: never mutate the caller's `rest`.
-    m = nnx.merge(gd_train, params, jax.tree.map(lambda a: a, rest))
-    out = m.features(x, rngs=nnx.Rngs(dropout=key))
-    _, _, new_rest = nnx.split(m, nnx.Param, ...)
-    return out, new_rest
-
-  has_features = hasattr(model, "features")
   return Functional(init, apply, embed, head, apply_mc, apply_train,
                     num_classes=int(model.head.out_features),
                     embed_dim=int(model.embed_dim),
-                    features=features if has_features else None,
-                    features_train=features_train if has_features else None,
+                    features=features, features_train=features_train,
                     feature_dims=tuple(getattr(model, "feature_dims", ())))
 
 
-def build(name: str, input_shape, num_classes: int, **kw: Any) -> Functional:
-  """Looks up `name` in MODELS and returns its functional views."""
+def get(name: str, input_shape, num_classes: int, **kw: Any) -> Functional:
+  """Looks up `name` in MODELS and returns its functional views.
+
+  The same verb as `strategies.get(name, fns, **kw)`: unknown names fail
+  with the list of known ones.
+  """
   if name not in MODELS:
     raise ValueError(f"Unknown model '{name}'; known: {sorted(MODELS)}")
   ctor = MODELS[name]
   input_shape = tuple(int(s) for s in input_shape)
   return functional(lambda rngs: ctor(input_shape, num_classes, rngs=rngs, **kw))
+
+
+# The earlier name, kept so callers written before the rename still work.
+build = get
 
 
 def num_params(params) -> int:

@@ -8,11 +8,12 @@ configurable so the same network also fits 8x8 digits.
 import jax
 from flax import nnx
 
+from al_jax.models.base import head_outputs
 from al_jax.models.conv import conv2d
 
 
 class CNN(nnx.Module):
-  """Gal et al. (2017) MNIST CNN; `embed` returns the 128-d dense features."""
+  """Gal et al. (2017) MNIST CNN; out["pre_logits"] = the 128-d dense features."""
 
   def __init__(self, input_shape, num_classes: int, *, filters: int = 32,
                kernel_size: int = 4, padding: str = "VALID", dense: int = 128,
@@ -40,25 +41,11 @@ class CNN(nnx.Module):
     """The layer's own kernel and bias through models.conv (fast CPU backward)."""
     return conv2d(x, layer.kernel[...], self.padding) + layer.bias[...]
 
-  def _trunk(self, x, rngs):
-    det = rngs is None
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    """(logits, out); stages: conv1 [B,H,W,F], conv2 [B,H',W',F], dense [B,D]."""
     h1 = jax.nn.relu(self._conv(self.conv1, x))
     h2 = jax.nn.relu(self._conv(self.conv2, h1))
     h = nnx.max_pool(h2, (2, 2), strides=(2, 2))
-    h = self.drop_conv(h, rngs=rngs, deterministic=det)
+    h = self.drop_conv(h, rngs=rngs)
     h = jax.nn.relu(self.dense(h.reshape((h.shape[0], -1))))
-    return h, [h1, h2, h]
-
-  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    return self._trunk(x, rngs)[0]
-
-  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
-    """(logits, [conv1 [B,H,W,F], conv2 [B,H',W',F], dense [B,D]]) from one forward pass."""
-    h, feats = self._trunk(x, rngs)
-    h = self.drop_dense(h, rngs=rngs, deterministic=rngs is None)
-    return self.head(h), feats
-
-  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    h = self.embed(x, rngs=rngs)
-    h = self.drop_dense(h, rngs=rngs, deterministic=rngs is None)
-    return self.head(h)
+    return head_outputs(self.drop_dense, self.head, h, [h1, h2, h], rngs)

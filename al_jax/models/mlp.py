@@ -9,8 +9,8 @@ from flax import nnx
 class MLP(nnx.Module):
   """Flatten -> [Linear -> ReLU -> Dropout] * L -> head.
 
-  `embed` returns the last hidden layer (the penultimate features).
-  Dropout is active only when call-time `rngs` are given.
+  out["pre_logits"] is the last hidden layer after dropout (the head's
+  input); out["stages"] each hidden layer's activations before dropout.
   """
 
   def __init__(self, in_features: int, num_classes: int, *,
@@ -24,21 +24,11 @@ class MLP(nnx.Module):
     self.embed_dim = dims[-1]
     self.feature_dims = tuple(dims[1:])
 
-  def _trunk(self, x, rngs):
-    h, feats = x.reshape((x.shape[0], -1)), []
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    """(logits, out); see models/base.py."""
+    h, stages = x.reshape((x.shape[0], -1)), []
     for layer in self.layers:
       h = jax.nn.relu(layer(h))
-      feats.append(h)
-      h = self.drop(h, rngs=rngs, deterministic=rngs is None)
-    return h, feats
-
-  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    return self._trunk(x, rngs)[0]
-
-  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
-    """(logits, [each hidden layer's activations [B, d_l]]) from one forward pass."""
-    h, feats = self._trunk(x, rngs)
-    return self.head(h), feats
-
-  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    return self.head(self.embed(x, rngs=rngs))
+      stages.append(h)
+      h = self.drop(h, rngs=rngs)
+    return self.head(h), {"pre_logits": h, "stages": stages}

@@ -3,6 +3,8 @@
 import jax
 from flax import nnx
 
+from al_jax.models.base import head_outputs
+
 
 class BasicBlock(nnx.Module):
 
@@ -28,7 +30,8 @@ class BasicBlock(nnx.Module):
 
 
 class ResNet18(nnx.Module):
-  """`embed` = global-average-pooled 512-d features; optional dropout before the head."""
+  """out["pre_logits"] = global-average-pooled 512-d features (after the
+  optional dropout before the head); out["stages"] = the 4 stage outputs."""
 
   def __init__(self, input_shape, num_classes: int, *, width: int = 64,
                dropout: float = 0.0, rngs: nnx.Rngs):
@@ -47,23 +50,10 @@ class ResNet18(nnx.Module):
     self.embed_dim = cin
     self.feature_dims = (width, 2 * width, 4 * width, 8 * width)
 
-  def _trunk(self, x):
-    h, feats = jax.nn.relu(self.stem_bn(self.stem(x))), []
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    h, stages = jax.nn.relu(self.stem_bn(self.stem(x))), []
     for i, block in enumerate(self.blocks):
       h = block(h)
       if i % 2 == 1:  # the output of each of the 4 stages (2 blocks each)
-        feats.append(h)
-    return h.mean(axis=(1, 2)), feats
-
-  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    del rngs  # No dropout inside the backbone.
-    return self._trunk(x)[0]
-
-  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
-    """(logits, the 4 stage outputs [B, H_s, W_s, C_s]) from one forward pass."""
-    h, feats = self._trunk(x)
-    return self.head(self.drop(h, rngs=rngs, deterministic=rngs is None)), feats
-
-  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    h = self.drop(self.embed(x), rngs=rngs, deterministic=rngs is None)
-    return self.head(h)
+        stages.append(h)
+    return head_outputs(self.drop, self.head, h.mean(axis=(1, 2)), stages, rngs)

@@ -3,12 +3,15 @@
 import jax
 from flax import nnx
 
+from al_jax.models.base import head_outputs
+
 _VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
           512, 512, 512, "M", 512, 512, 512, "M")
 
 
 class VGG16BN(nnx.Module):
-  """`embed` = flattened 512-d features after the last pool (32x32 input)."""
+  """out["pre_logits"] = flattened 512-d features after the last pool (32x32
+  input); out["stages"] = the 5 pooled block outputs."""
 
   def __init__(self, input_shape, num_classes: int, *, width_scale: float = 1.0,
                dropout: float = 0.0, rngs: nnx.Rngs):
@@ -33,26 +36,13 @@ class VGG16BN(nnx.Module):
     self.feature_dims = tuple(max(1, int(v * width_scale)) for i, v in enumerate(_VGG16)
                               if i + 1 < len(_VGG16) and _VGG16[i + 1] == "M")
 
-  def _trunk(self, x):
-    i, feats = 0, []
+  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
+    i, stages = 0, []
     for v in _VGG16:
       if v == "M":
         x = nnx.max_pool(x, (2, 2), strides=(2, 2))
-        feats.append(x)
+        stages.append(x)
       else:
         x = jax.nn.relu(self.bns[i](self.convs[i](x)))
         i += 1
-    return x.reshape((x.shape[0], -1)), feats
-
-  def embed(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    del rngs  # No dropout inside the backbone.
-    return self._trunk(x)[0]
-
-  def features(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
-    """(logits, the 5 pooled block outputs [B, H_b, W_b, C_b]) from one forward pass."""
-    h, feats = self._trunk(x)
-    return self.head(self.drop(h, rngs=rngs, deterministic=rngs is None)), feats
-
-  def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None) -> jax.Array:
-    h = self.drop(self.embed(x), rngs=rngs, deterministic=rngs is None)
-    return self.head(h)
+    return head_outputs(self.drop, self.head, x.reshape((x.shape[0], -1)), stages, rngs)

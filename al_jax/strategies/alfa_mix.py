@@ -34,9 +34,8 @@ Differences from the reference code (AMX `alpha_mix_sampling.py`):
   step on dimensions where a = z; we apply the step the formula intends
   (eps ||a - z|| g/||g|| on every dimension). The reported ||alpha|| uses
   the reference formula.
-- k-means: k-means++ seeding plus `kmeans_iters` Lloyd steps in JAX
-  (reference: sklearn KMeans). al_jax/clustering.py did not exist when this
-  was written, so the small k-means lives here.
+- k-means: greedy k-means++ seeding plus `kmeans_iters` Lloyd steps in JAX
+  (al_jax.kernels.clustering; reference: sklearn KMeans).
 """
 
 import math
@@ -44,6 +43,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from al_jax.kernels import clustering
 from al_jax.strategies.base import Strategy
 
 ALPHA_MODES = ("closed_form", "grid")
@@ -125,60 +125,11 @@ def find_candidates(feats, pool, budget, num_classes, *, alpha_cap, alpha_mode, 
   return cand, best
 
 
-def kmeans(x, mask, k: int, key, iters: int = 20):
-  """Greedy k-means++ seeding then `iters` Lloyd steps over the rows where `mask`.
-
-  Returns (centres [k, D], assignment [N], squared distance to own centre [N]).
-  Needs at least one masked row; empty clusters keep their previous centre.
-  """
-  n = x.shape[0]
-  x = x.astype(jnp.float32)
-  sq = jnp.sum(x * x, -1)
-
-  def d2_to(c):  # squared distances of every row to centre(s) c [m, D]
-    return jnp.maximum(sq[:, None] - 2 * x @ c.T + jnp.sum(c * c, -1)[None], 0.0)
-
-  k0, key = jax.random.split(key)
-  first = jnp.argmax(jnp.where(mask, jax.random.gumbel(k0, (n,)), -jnp.inf))
-  centres = jnp.zeros((k, x.shape[1]), x.dtype).at[0].set(x[first])
-  mind = d2_to(x[first][None])[:, 0]
-
-  trials = 2 + int(math.log(k))  # greedy k-means++, as scikit-learn does
-
-  def seed(i, carry):
-    centres, mind = carry
-    # Draw `trials` rows with p ~ squared distance (Gumbel top-k on log d2;
-    # uniform if every masked row sits on a centre), keep the one that
-    # lowers the total squared distance most.
-    logits = jnp.where(mask & (mind > 0), jnp.log(jnp.maximum(mind, 1e-30)), -jnp.inf)
-    logits = jnp.where(jnp.any(mask & (mind > 0)), logits, jnp.where(mask, 0.0, -jnp.inf))
-    drawn, js = jax.lax.top_k(logits + jax.random.gumbel(jax.random.fold_in(key, i), (n,)),
-                              trials)
-    new_mind = jnp.minimum(mind[:, None], d2_to(x[js]))        # [N, trials]
-    cost = jnp.sum(jnp.where(mask[:, None], new_mind, 0.0), 0)
-    best = jnp.argmin(jnp.where(drawn > -jnp.inf, cost, jnp.inf))  # never an unmasked row
-    return centres.at[i].set(x[js[best]]), new_mind[:, best]
-
-  centres, _ = jax.lax.fori_loop(1, k, seed, (centres, mind))
-  w = mask.astype(x.dtype)
-
-  def lloyd(_, centres):
-    assign = jnp.argmin(d2_to(centres), -1)
-    one = jax.nn.one_hot(assign, k, dtype=x.dtype) * w[:, None]
-    counts = one.sum(0)
-    new = one.T @ x / jnp.maximum(counts, 1.0)[:, None]
-    return jnp.where(counts[:, None] > 0, new, centres)
-
-  centres = jax.lax.fori_loop(0, iters, lloyd, centres)
-  d2 = d2_to(centres)
-  assign = jnp.argmin(d2, -1)
-  return centres, assign, jnp.take_along_axis(d2, assign[:, None], 1)[:, 0]
-
-
 def nearest_to_centres(x, mask, k: int, key, iters: int = 20):
   """Boolean [N]: for each non-empty cluster, its masked row nearest the centre."""
   n = x.shape[0]
-  _, assign, d2 = kmeans(x, mask, k, key, iters)
+  # tol=0: Lloyd runs until nothing moves or `iters` steps, as the reference.
+  _, assign, d2 = clustering.kmeans(x, mask, k, key, iters, tol=0.0, init="greedy_kmeans++")
   d2 = jnp.where(mask, d2, jnp.inf)
   seg = jnp.where(mask, assign, k)  # unmasked rows go to a dropped segment
   best = jax.ops.segment_min(d2, seg, num_segments=k + 1)
@@ -207,8 +158,8 @@ def alfa_mix(fns, *, alpha_cap: float = 0.2, alpha_mode: str = "closed_form",
     raise ValueError(f"alfa_mix alpha_grid must be >= 1, got {alpha_grid}")
   num_classes = fns.num_classes
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     z = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
     head = lambda h: fns.head(params, rest, h).astype(jnp.float32)
     logits = head(z)
@@ -222,7 +173,8 @@ def alfa_mix(fns, *, alpha_cap: float = 0.2, alpha_mode: str = "closed_form",
     _, g_dir = jax.jvp(head, (z,), (g,))  # = g @ W: logits change along g
     return {"z": z, "logits": logits, "grad": g, "grad_logits": g_dir}
 
-  def select(feats, pool, budget, key):
+  def select(feats, pool, budget, key, ext=None):
+    del ext
     cand, best = find_candidates(feats, pool, budget, num_classes, alpha_cap=alpha_cap,
                                  alpha_mode=alpha_mode, alpha_grid=alpha_grid)
     k_km, k_fill = jax.random.split(key)

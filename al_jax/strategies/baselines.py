@@ -7,16 +7,16 @@ subset, and jax.random gives the same keys under any sharding of the pool.
 
 import jax
 
-from al_jax import selection
+from al_jax.kernels import topk
 from al_jax.strategies.base import Strategy, no_features
 
 
 def random(fns) -> Strategy:
   del fns
 
-  def select(features, pool, budget, key):
-    del features
+  def select(features, pool, budget, key, ext=None):
+    del features, ext
     u = jax.random.uniform(key, pool.ids.shape)
-    return selection.masked_top_k(u, pool, budget)
+    return topk.masked_top_k(u, pool, budget)
 
   return Strategy(no_features, select)

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import xlogy
 
-from al_jax import mc
+from al_jax import mc, sharding
 from al_jax.strategies.base import Strategy
 
 _HI = jax.lax.Precision.HIGHEST
@@ -113,11 +113,7 @@ def conditional_entropy_terms(state: JointState, probs: jax.Array,
   Adding `joint_entropy_of_chosen` gives H(y_1..y_{n-1}, y_x).
   """
   post, _, a = scoring_view(state)
-  n, k, c = probs.shape
-  chunk = min(chunk_size, n)
-  pad = -n % chunk
-  p = jnp.pad(probs, ((0, pad), (0, 0), (0, 0)))
-  p = p.reshape((-1, chunk, k, c))
+  k = probs.shape[1]
 
   def one(pc):
     # [chunk, C, M]: M last is the layout XLA's CPU dot and log run fastest on.
@@ -125,7 +121,7 @@ def conditional_entropy_terms(state: JointState, probs: jax.Array,
     h = -jnp.sum(xlogy(q, q), axis=1)                   # [chunk, M]
     return jnp.dot(h, a, precision=_HI)
 
-  return jax.lax.map(one, p).reshape(-1)[:n]
+  return sharding.chunked_map(one, probs, chunk_size)
 
 
 def extend(state: JointState, probs_x: jax.Array, key) -> JointState:
@@ -213,7 +209,8 @@ def batchbald(fns, *, num_samples: int = 20, num_configs: int = 1000, chunk_size
     return mc.log_probs(fns, params, rest, batch["x"], key, num_samples, samples_per_pass,
                         mc.batch_ids(batch, mask))
 
-  def select(logp, pool, budget, key):
+  def select(logp, pool, budget, key, ext=None):
+    del ext
     return batchbald_select(logp, pool, budget, key, num_configs=num_configs,
                             chunk_size=chunk_size)
 

@@ -31,8 +31,9 @@ Where we differ from the reference code (docs/bayesian_strategies.md):
 
 import jax.numpy as jnp
 
-from al_jax import mc, selection
-from al_jax.strategies.base import Strategy
+from al_jax import mc
+from al_jax.kernels import topk
+from al_jax.strategies.base import Strategy, top_k
 
 # Strategies that score with MC dropout: they need a model whose dropout is on
 # (strategies.check_mc_dropout).
@@ -52,11 +53,7 @@ def _mc_top_k(fns, reduce, num_samples: int, samples_per_pass: int | None,
     return reduce(mc.log_probs(fns, params, rest, batch["x"], key, num_samples,
                                samples_per_pass, mc.batch_ids(batch, mask)))
 
-  def select(scores, pool, budget, key):
-    del key
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k())
 
 
 def _mc_power(fns, reduce, num_samples: int, samples_per_pass: int | None,
@@ -71,10 +68,11 @@ def _mc_power(fns, reduce, num_samples: int, samples_per_pass: int | None,
                             samples_per_pass, mc.batch_ids(batch, mask)))
     return jnp.log(jnp.maximum(s, _POWER_FLOOR))
 
-  def select(log_scores, pool, budget, key):
+  def select(log_scores, pool, budget, key, ext=None):
+    del ext
     # temperature = 1 / beta: beta -> inf is the deterministic top-k,
     # beta -> 0 uniform random sampling.
-    ids, picked = selection.stochastic_top_k(log_scores, pool, budget, key,
+    ids, picked = topk.stochastic_top_k(log_scores, pool, budget, key,
                                              temperature=1.0 / beta)
     return ids, jnp.exp(picked)
 

@@ -23,10 +23,11 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.cluster.hierarchy
 
-from al_jax import selection, sharding
+from al_jax import sharding
+from al_jax.kernels import topk
 from al_jax.strategies.base import Strategy
 
-_top_positions = jax.jit(selection.top_positions, static_argnums=2)
+_top_positions = jax.jit(topk.top_positions, static_argnums=2)
 
 
 def round_robin(clusters: np.ndarray, budget: int, rng: np.random.Generator) -> list[int]:
@@ -45,14 +46,15 @@ def round_robin(clusters: np.ndarray, budget: int, rng: np.random.Generator) -> 
 
 def cluster_margin(fns, *, margin_multiple: int = 10, num_clusters: int = 0) -> Strategy:
   """Cluster-Margin with k_m = margin_multiple * budget candidates."""
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     h = fns.embed(params, rest, batch["x"])
     p = jax.nn.softmax(fns.head(params, rest, h).astype(jnp.float32), -1)
     top2 = jax.lax.top_k(p, 2)[0]
     return {"emb": h.astype(jnp.float32), "margin": top2[:, 0] - top2[:, 1]}
 
-  def select(feats, pool, budget, key):
+  def select(feats, pool, budget, key, ext=None):
+    del ext
     n_unl = int(np.asarray(sharding.to_host(pool.unlabelled)).sum())
     k_m = min(margin_multiple * budget, n_unl)
     cand = np.asarray(sharding.to_host(_top_positions(-feats["margin"], pool, k_m)))

@@ -21,8 +21,8 @@ EL2N with yhat = argmax p is ||p - e_argmax p||, an uncertainty score.
 import jax
 import jax.numpy as jnp
 
-from al_jax import per_example, selection
-from al_jax.strategies.base import Strategy
+from al_jax import per_example
+from al_jax.strategies.base import Strategy, top_k
 
 AT = ("trained", "init")
 
@@ -65,16 +65,13 @@ def _check(name, at, num_inits):
 
 
 def _strategy(fns, score_fn, at, num_inits) -> Strategy:
-  def score(params, rest, batch, key):
+  def score(params, rest, batch, key, ext=None):
+    del ext
     x = batch["x"]
     yhat = jnp.argmax(fns.apply(params, rest, x), -1)
     return averaged(score_fn, fns, params, rest, x, yhat, key, at, num_inits)
 
-  def select(scores, pool, budget, key):
-    del key
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k())
 
 
 def grand(fns, *, at: str = "trained", num_inits: int = 1,

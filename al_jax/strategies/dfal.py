@@ -36,8 +36,7 @@ Where we differ from the reference code (DAL `adversarial_deepfool.py`):
 import jax
 import jax.numpy as jnp
 
-from al_jax import selection
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, top_k
 
 _SLACK = 1e-4  # DeepFool's extra step so the linearised step crosses the boundary.
 
@@ -111,8 +110,8 @@ def dfal(fns, *, max_iter: int = 50, overshoot: float = 0.02,
   if chunk_size < 0:
     raise ValueError(f"dfal chunk_size must be >= 0 (0 = whole batch), got {chunk_size}")
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
 
     def logits_fn(xi):
       return fns.apply(params, rest, xi[None])[0].astype(jnp.float32)
@@ -128,8 +127,4 @@ def dfal(fns, *, max_iter: int = 50, overshoot: float = 0.02,
     # Higher = query first: the smallest perturbation has the highest score.
     return -jnp.linalg.norm(pert.reshape(x.shape[0], -1), axis=-1)
 
-  def select(scores, pool, budget, key):
-    del key
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k())

@@ -6,7 +6,7 @@ keeps one O(N) min-distance vector; embeddings are computed without
 train-time augmentation (DeepAL+ embeds under transform_train).
 
 coreset_mip: robust k-center by binary search over a set-cover MIP
-(`al_jax.kcenter_mip`), on a candidate subset, falling back to the greedy.
+(`al_jax.kernels.kcenter_mip`), on a candidate subset, falling back to the greedy.
 
 kmeans: k-means (k = budget) of the unlabelled embeddings, then the
 unlabelled row nearest each centroid (DeepAL+ `KMeansSampling`). TypiClust,
@@ -18,14 +18,15 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from al_jax import clustering, kcenter, kcenter_mip, sharding
+from al_jax import sharding
+from al_jax.kernels import clustering, kcenter, kcenter_mip
 from al_jax.strategies.base import Strategy
 
 
 def embed_score(fns, normalize: bool = False):
   """Score function returning penultimate embeddings (optionally L2-normalised)."""
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     h = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
     if normalize:
       h = h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
@@ -35,7 +36,8 @@ def embed_score(fns, normalize: bool = False):
 
 def coreset(fns, *, block: int = 256) -> Strategy:
   """k-center greedy; `block` = labelled centres per distance block."""
-  def select(emb, pool, budget, key):
+  def select(emb, pool, budget, key, ext=None):
+    del ext
     pos, dists = kcenter.k_center_greedy(emb, pool.labelled & pool.valid, pool.unlabelled,
                                          budget, key, block)
     return pool.ids[pos], dists
@@ -66,7 +68,8 @@ def coreset_mip(fns, *, max_candidates: int = 1000, max_outliers: int = 0,
       wall-clock limit); when it binds, picks depend on machine speed.
     block: labelled centres per distance block (as coreset).
   """
-  def select(emb, pool, budget, key):
+  def select(emb, pool, budget, key, ext=None):
+    del ext
     centres, cand = pool.labelled & pool.valid, pool.unlabelled
     g_pos, _ = _greedy(emb, centres, cand, budget, key, block)
     d_lab_all = np.sqrt(np.asarray(sharding.to_host(_min_sq_dist(emb, centres, block)), np.float64))
@@ -120,7 +123,8 @@ def nearest_to_centroids(emb, mask, centroids, assign, sq_dist, budget: int, key
 def kmeans(fns, *, num_iters: int = 50, normalize: bool = False) -> Strategy:
   """k-means (k-means++ seeds, Lloyd in JAX) with k = budget on the
   unlabelled embeddings; queries the row nearest each centroid."""
-  def select(emb, pool, budget, key):
+  def select(emb, pool, budget, key, ext=None):
+    del ext
     k_fit, k_fill = jax.random.split(key)
     mask = pool.unlabelled
     c, a, d = clustering.kmeans(emb, mask, budget, k_fit, num_iters)

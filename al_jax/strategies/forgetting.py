@@ -1,6 +1,6 @@
 """Forgetting events (Toneva et al., ICLR 2019) as AL and pruning scores.
 
-After every training epoch (train.TrainExtension.after_epoch) the model
+After every training epoch (TrainExtension.after_epoch) the model
 predicts the whole padded pool once (eval mode) and the extension state
 counts, per row:
   forgets: correct -> incorrect transitions of labelled rows (true labels);
@@ -24,9 +24,8 @@ forward pass over the pool per epoch.
 import jax
 import jax.numpy as jnp
 
-from al_jax import selection, train
-from al_jax.strategies.base import Strategy
-from al_jax.strategies.uncertainty import entropy_from_logp
+from al_jax import mc, sharding
+from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 TIE_BREAKS = ("entropy", "random", "none")
 
@@ -61,20 +60,12 @@ def forgetting_scores(state: dict) -> jax.Array:
   return jnp.where(state["ever_correct"], state["forgets"], state["epochs"]).astype(jnp.float32)
 
 
-def _divisor(n: int, cap: int) -> int:
-  """Largest divisor of n that is <= cap (static chunk size for the pool)."""
-  return next(d for d in range(min(n, cap), 0, -1) if n % d == 0)
-
-
 def predict_pool(fns, params, rest, x, chunk: int = 512) -> jax.Array:
   """[N] argmax predictions over the whole pool in fixed-size chunks."""
-  n = x.shape[0]
-  m = _divisor(n, chunk)
-  xs = x.reshape((n // m, m) + x.shape[1:])
-  return jax.lax.map(lambda b: jnp.argmax(fns.apply(params, rest, b), -1), xs).reshape(n)
+  return sharding.chunked_map(lambda b: jnp.argmax(fns.apply(params, rest, b), -1), x, chunk)
 
 
-def extension(fns, chunk: int = 512) -> train.TrainExtension:
+def extension(fns, chunk: int = 512) -> TrainExtension:
   """The training extension that records the counters each epoch."""
   def init(key, params, rest, num_rows):
     del key, params, rest
@@ -84,7 +75,7 @@ def extension(fns, chunk: int = 512) -> train.TrainExtension:
     del epoch
     return update_counts(ext, predict_pool(fns, params, rest, x, chunk), y, labelled)
 
-  return train.TrainExtension(init=init, after_epoch=after_epoch)
+  return TrainExtension(init=init, after_epoch=after_epoch)
 
 
 def forgetting(fns, *, tie_break: str = "entropy", chunk: int = 512) -> Strategy:
@@ -100,18 +91,18 @@ def forgetting(fns, *, tie_break: str = "entropy", chunk: int = 512) -> Strategy
   if tie_break not in TIE_BREAKS:
     raise ValueError(f"forgetting tie_break must be one of {list(TIE_BREAKS)}, got {tie_break!r}")
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key, ext
     if tie_break != "entropy":
       return jnp.zeros((batch["x"].shape[0],), jnp.float32)
     logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"]).astype(jnp.float32))
-    return entropy_from_logp(logp) / jnp.log(logp.shape[-1])  # in [0, 1]
+    return mc.entropy(logp) / jnp.log(logp.shape[-1])  # in [0, 1]
 
-  def select(tie, pool, budget, key, ext):
+  def rank(tie, pool, key, ext):
     flips = ext["flips"][jnp.maximum(pool.ids, 0)].astype(jnp.float32)
     if tie_break == "random":
       tie = jax.random.uniform(key, flips.shape)
     # Tie-breakers lie in [0, 1) * 0.5: they never reorder different counts.
-    return selection.masked_top_k(flips + 0.5 * jnp.minimum(tie, 0.999), pool, budget)
+    return flips + 0.5 * jnp.minimum(tie, 0.999)
 
-  return Strategy(score, select, extension=extension(fns, chunk))
+  return Strategy(score, top_k(rank), extension=extension(fns, chunk))

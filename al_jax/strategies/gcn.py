@@ -10,7 +10,7 @@ L2-normalised penultimate features F. The graph is dense:
 is trained from scratch each round for `num_steps` full-graph Adam steps on
     -mean_L log s - lambda * mean_U log(1 - s)      (lambda = 1.2)
 UncertainGCN queries the unlabelled nodes whose s is closest to s_margin
-(0.1); CoreGCN runs k-center greedy (al_jax/kcenter.py) on h with the
+(0.1); CoreGCN runs k-center greedy (al_jax/kernels/kcenter.py) on h with the
 labelled nodes as the initial centres.
 
 Memory is O(M^2) for M nodes (the dense graph): keep M = subset_size +
@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from al_jax import kcenter
-from al_jax import selection as sel_lib
+from al_jax.kernels import kcenter
+from al_jax.kernels import topk
 from al_jax.strategies.base import Strategy
 
 
@@ -118,20 +118,21 @@ def _gcn_strategy(fns, kind, *, hidden, dropout, lam, lr, weight_decay, num_step
   if not 0 <= s_margin <= 1:
     raise ValueError(f"{kind} s_margin must be in [0, 1], got {s_margin}")
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     h = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
     # The reference L2-normalises (eps guards an all-zero ReLU feature row).
     return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
 
-  def select(feats, pool, budget, key):
+  def select(feats, pool, budget, key, ext=None):
+    del ext
     k_train, k_kc = jax.random.split(key)
     g, adj, _ = train_gcn(k_train, feats, pool, hidden=hidden, dropout=dropout, lam=lam, lr=lr,
                           weight_decay=weight_decay, num_steps=num_steps)
     logit, h = gcn_apply(g, adj, feats.astype(jnp.float32))
     if kind == "uncertain_gcn":
       # Closest to the margin first: highest -|s - s_margin|.
-      return sel_lib.masked_top_k(-jnp.abs(jax.nn.sigmoid(logit) - s_margin), pool, budget)
+      return topk.masked_top_k(-jnp.abs(jax.nn.sigmoid(logit) - s_margin), pool, budget)
     pos, dist = kcenter.k_center_greedy(h, pool.labelled & pool.valid, pool.unlabelled, budget,
                                         k_kc, block)
     return pool.ids[pos], dist

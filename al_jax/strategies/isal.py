@@ -1,6 +1,6 @@
 """ISAL: influence-based selective active learning (Liu et al., ICCV 2021).
 
-After training (train.TrainExtension.after_fit), once per round:
+After training (TrainExtension.after_fit), once per round:
   v      = grad_theta of the mean CE over held-out labelled rows the model
            was not fitted on (`al.validation_size` > 0; at most `val_size`
            of them, drawn at random). Without held-out rows, v falls back to
@@ -44,8 +44,8 @@ import jax.numpy as jnp
 import jax.scipy.sparse.linalg
 from absl import logging
 
-from al_jax import per_example, selection, train
-from al_jax.strategies.base import Strategy
+from al_jax import per_example, train
+from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 SOLVERS = ("lissa", "cg")
 
@@ -175,16 +175,11 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
     return {**ext, "s_test": s_test(fns, params, rest, x, y, labelled, ext["key"],
                                     validation=ext.get("validation"), **kw)}
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key
     x = batch["x"]
     yhat = jnp.argmax(fns.apply(params, rest, x), -1)
     dot_fn = per_example.loss_dot if dot == "jvp" else per_example.tap_loss_dot
     return dot_fn(fns, params, rest, x, yhat, ext["s_test"])  # = -I(u)
 
-  def select(scores, pool, budget, key, ext):
-    del key, ext
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select,
-                  extension=train.TrainExtension(init=init, after_fit=after_fit))
+  return Strategy(score, top_k(), extension=TrainExtension(init=init, after_fit=after_fit))

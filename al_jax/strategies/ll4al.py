@@ -4,7 +4,7 @@ A loss-prediction module reads the model's intermediate features (one per
 stage: `models.Functional.features`), global-average-pools each, maps it
 through Linear(C_l, hidden) + ReLU, concatenates and predicts the
 per-example loss with Linear(L * hidden, 1). Training (through
-train.TrainExtension) minimises
+TrainExtension) minimises
     mean CE + weight * ranking_loss(predicted loss, CE per example)
 where the ranking loss pairs row i with row B-1-i of the batch and asks the
 predicted losses to be ordered like the true ones, by a margin (hinge, the
@@ -30,9 +30,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from al_jax import selection as sel_lib
 from al_jax import train
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 RANKING_LOSSES = ("margin", "bce")
 
@@ -99,7 +98,7 @@ def make_module_optimizer(name: str, lr: float, schedule=None) -> optax.Gradient
 
 def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: int,
                           hidden: int, module_optimizer: str, module_lr: float,
-                          ranking: str = "margin", module_schedule=None) -> train.TrainExtension:
+                          ranking: str = "margin", module_schedule=None) -> TrainExtension:
   """The TrainExtension that trains the loss module with the model (LL4AL, TA-VAAL)."""
   if fns.features_train is None:
     raise ValueError("LL4AL needs a model with a `features` method (models.Functional."
@@ -118,24 +117,23 @@ def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: in
     return {"params": init_loss_net(key, fns.feature_dims, hidden)}
 
   def loss(params, rest, ext, batch, key, epoch):
-    (logits, feats), new_rest = fns.features_train(params, rest, batch["x"], key)
+    (logits, out), new_rest = fns.features_train(params, rest, batch["x"], key)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
     # Past detach_epoch the module learns on frozen features: no gradient
     # from it reaches the backbone (`where` passes gradient only to the
     # branch it picks).
     frozen = epoch > detach_epoch
-    feats = [jnp.where(frozen, jax.lax.stop_gradient(f), f) for f in feats]
+    feats = [jnp.where(frozen, jax.lax.stop_gradient(f), f) for f in out["stages"]]
     pred = loss_net_apply(ext["params"], feats)
     rank = ranking_loss(pred, nll, batch["w"], margin, ranking)
     return train.weighted_mean(nll, batch["w"]) + weight * rank, (new_rest, logits)
 
-  return train.TrainExtension(init=init, loss=loss, tx=tx)
+  return TrainExtension(init=init, loss=loss, tx=tx)
 
 
 def predicted_loss(fns, params, rest, x, ext) -> jax.Array:
   """The module's predicted loss [B] in eval mode."""
-  _, feats = fns.features(params, rest, x)
-  return loss_net_apply(ext["params"], feats)
+  return loss_net_apply(ext["params"], fns.features(params, rest, x)[1]["stages"])
 
 
 def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 120,
@@ -161,12 +159,8 @@ def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 
       module_optimizer=module_optimizer, module_lr=module_lr, ranking=ranking,
       module_schedule=module_schedule)
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key
     return predicted_loss(fns, params, rest, batch["x"], ext)
 
-  def select(scores, pool, budget, key, ext):
-    del key, ext
-    return sel_lib.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select, extension=extension)
+  return Strategy(score, top_k(), extension=extension)

@@ -30,7 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from al_jax import clustering, sharding
+from al_jax import sharding
+from al_jax.kernels import clustering
 from al_jax.strategies.base import Strategy
 from al_jax.strategies.diversity import embed_score
 
@@ -44,7 +45,7 @@ def _row_blocks(n: int, block: int):
 def _block_sq_dists(x, valid, start, size: int):
   """Squared distances of rows [start, start + size) to every row; invalid -> inf."""
   # A gather, not a dynamic slice: with x sharded by rows only the block's
-  # rows are exchanged, not the whole array (see kcenter.row).
+  # rows are exchanged, not the whole array (see sharding.row).
   xb = jnp.take(x, start + jnp.arange(size), axis=0)
   return jnp.where(valid[None, :], clustering.sq_dists(xb, x), jnp.inf)
 
@@ -146,7 +147,8 @@ def probcover(fns, *, delta: float = 0.0, alpha: float = 0.95, max_edges: int = 
     max_edges: fail loudly above this many graph edges (memory guard).
     num_iters: k-means iterations of the heuristic.
   """
-  def select(emb, pool, budget, key):
+  def select(emb, pool, budget, key, ext=None):
+    del ext
     k_delta, k_pick = jax.random.split(key)
     d = delta or purity_delta(emb, pool.valid, fns.num_classes, alpha, k_delta, num_iters)
     src, dst = delta_graph(emb, pool.valid, d, max_edges)

@@ -19,8 +19,8 @@ eta).
 
 import jax.numpy as jnp
 
-from al_jax import per_example, selection
-from al_jax.strategies.base import Strategy
+from al_jax import per_example
+from al_jax.strategies.base import Strategy, top_k
 
 
 def tracin(fns, *, k: int = 512, seed: int = 0) -> Strategy:
@@ -40,10 +40,10 @@ def tracin(fns, *, k: int = 512, seed: int = 0) -> Strategy:
     yhat = jnp.argmax(fns.apply(params, rest, x), -1)
     return per_example.grad_projections(fns, params, rest, x, yhat, k=k, seed=seed)
 
-  def select(emb, pool, budget, key, ext=None):
+  def mean_labelled_dot(emb, pool, key, ext):
     del key, ext
     w = pool.labelled.astype(emb.dtype)
     mean_l = (w @ emb) / jnp.maximum(jnp.sum(w), 1.0)
-    return selection.masked_top_k(emb @ mean_l, pool, budget)
+    return emb @ mean_l
 
-  return Strategy(score, select)
+  return Strategy(score, top_k(mean_labelled_dot))

@@ -25,7 +25,8 @@ dependent); k-means and the per-cluster distances are jitted/NumPy blocks.
 import jax
 import numpy as np
 
-from al_jax import clustering, sharding
+from al_jax import sharding
+from al_jax.kernels import clustering
 from al_jax.strategies.base import Strategy
 from al_jax.strategies.diversity import embed_score
 
@@ -86,7 +87,8 @@ def typiclust_select(emb: np.ndarray, assign: np.ndarray, labelled: np.ndarray,
 def typiclust(fns, *, max_clusters: int = 500, min_cluster_size: int = 5, knn: int = 20,
               num_iters: int = 50) -> Strategy:
   """TypiClust; defaults as the reference (500 clusters, size > 5, 20-NN)."""
-  def select(emb, pool, budget, key):
+  def select(emb, pool, budget, key, ext=None):
+    del ext
     valid = np.asarray(sharding.to_host(pool.valid))
     labelled = np.asarray(sharding.to_host(pool.labelled)) & valid
     k = int(min(labelled.sum() + budget, max_clusters, valid.sum()))

@@ -8,13 +8,8 @@ p = 0 gives 0 * log 0 = 0, not the NaN the references produce.
 import jax
 import jax.numpy as jnp
 
-from al_jax import selection
-from al_jax.strategies.base import Strategy
-
-
-def entropy_from_logp(logp: jax.Array) -> jax.Array:
-  """-sum p log p over the last axis, safe at p = 0."""
-  return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+from al_jax import mc
+from al_jax.strategies.base import Strategy, top_k
 
 
 def least_confidence_from_logp(logp: jax.Array) -> jax.Array:
@@ -28,15 +23,11 @@ def neg_margin_from_logp(logp: jax.Array) -> jax.Array:
 
 
 def _top_k_strategy(fns, score_of_logp) -> Strategy:
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     return score_of_logp(jax.nn.log_softmax(fns.apply(params, rest, batch["x"])))
 
-  def select(scores, pool, budget, key):
-    del key
-    return selection.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k())
 
 
 def least_confidence(fns) -> Strategy:
@@ -44,7 +35,7 @@ def least_confidence(fns) -> Strategy:
 
 
 def entropy(fns) -> Strategy:
-  return _top_k_strategy(fns, entropy_from_logp)
+  return _top_k_strategy(fns, mc.entropy)  # the one entropy (safe at p = 0)
 
 
 def margin(fns) -> Strategy:

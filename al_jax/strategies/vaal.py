@@ -17,7 +17,7 @@ the first decoded, the second fed to a classifier trained on labelled rows
 unlabelled-like).
 
 TA-VAAL (Kim et al., CVPR 2021): LL4AL's loss module is trained with the
-task model (BCE ranking loss, through train.TrainExtension); its predicted
+task model (BCE ranking loss, through TrainExtension); its predicted
 loss r conditions the VAE decoder (sigmoid(r) appended to z) and D (raw r
 appended to mu). Query as VAAL.
 
@@ -55,11 +55,10 @@ import ml_collections
 import optax
 
 from al_jax import schedules, train
-from al_jax import selection as sel_lib
 from al_jax import sharding
 from al_jax import vae as vae_lib
 from al_jax.strategies import ll4al
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, top_k
 
 MODES = ("vaal", "sraal", "ta_vaal")
 
@@ -213,14 +212,11 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
     gen, _, disc, _, v_loss, dl, first = jax.lax.fori_loop(0, num_steps, body, carry)
 
     # Score every row in fixed chunks (padded), D's probability of "labelled".
-    pad = (-m) % eval_batch
-    idx = jnp.concatenate([jnp.arange(m), jnp.zeros(pad, jnp.int32)]).reshape(-1, eval_batch)
-
     def chunk(rows):
       mu = vae_apply(gen["vae"], "encode", images(rows))[0]
       return jax.nn.sigmoid(d_apply(disc, "__call__", d_in(mu, rows)))
 
-    d = jax.lax.map(chunk, idx).reshape(-1)[:m]
+    d = sharding.chunked_map(chunk, jnp.arange(m), eval_batch)
     # VAAL / TA-VAAL: least labelled-like first; SRAAL: D predicts OUI-like
     # "uncertain unlabelled" states, highest first.
     scores = d if mode == "sraal" else -d
@@ -291,14 +287,11 @@ def vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float = 1
       batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch,
       schedule=schedule)
 
-  def score(params, rest, batch, key):
-    del params, rest, key
+  def score(params, rest, batch, key, ext=None):
+    del params, rest, key, ext
     return {"x": _images(batch)}
 
-  def select(feats, pool, budget, key):
-    return sel_lib.masked_top_k(run(feats, pool, key)[0], pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]))
 
 
 def sraal(fns, *, z_dim: int = 64, beta: float = 1.0, adversary_weight: float = 1.0,
@@ -321,15 +314,12 @@ def sraal(fns, *, z_dim: int = 64, beta: float = 1.0, adversary_weight: float = 
       batch_size=batch_size, vae_steps=vae_steps, adv_steps=adv_steps, eval_batch=eval_batch,
       schedule=schedule)
 
-  def score(params, rest, batch, key):
-    del key
+  def score(params, rest, batch, key, ext=None):
+    del key, ext
     logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"]).astype(jnp.float32))
     return {"x": _images(batch), "oui": _coarse(online_uncertainty(logp))}
 
-  def select(feats, pool, budget, key):
-    return sel_lib.masked_top_k(run(feats, pool, key)[0], pool, budget)
-
-  return Strategy(score, select)
+  return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]))
 
 
 def ta_vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float = 1.0,
@@ -358,13 +348,10 @@ def ta_vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float 
       lr=lr, num_steps=num_steps, batch_size=batch_size, vae_steps=vae_steps,
       adv_steps=adv_steps, eval_batch=eval_batch)
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key
     return {"x": _images(batch),
             "r": _coarse(ll4al.predicted_loss(fns, params, rest, batch["x"], ext))}
 
-  def select(feats, pool, budget, key, ext):
-    del ext
-    return sel_lib.masked_top_k(run(feats, pool, key)[0], pool, budget)
-
-  return Strategy(score, select, extension=extension)
+  return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]),
+                  extension=extension)

@@ -1,6 +1,6 @@
 """WAAL: Wasserstein adversarial active learning (Shui et al., AISTATS 2020).
 
-Training (through train.TrainExtension) adds a critic D: features -> (0, 1)
+Training (through TrainExtension) adds a critic D: features -> (0, 1)
 (Linear(d, hidden) - ReLU - Linear(hidden, 1) - sigmoid) over the model's
 penultimate features h (dropout `critic_dropout` on its hidden layer while
 training, as the reference's F.dropout), and alternates, every step:
@@ -29,11 +29,11 @@ each deliberate:
   (`long_epoch`, the reference's zipped loaders, dataset_WA.py:89-93), and
   the critic has dropout 0.5 while training (model.py:158).
 - The model's own head is the classifier (the reference adds 512-50-10).
-- The features fed to the critic come from `fns.embed` (eval mode: dropout
-  off, BatchNorm on running statistics freshly updated by this step), the
-  same features the query scores; the cross-entropy uses train mode. The
-  models expose no train-mode embedding, and this keeps train and query
-  features consistent.
+- In the model's loss, the critic sees the train-mode features
+  (out["pre_logits"]) of the same forward pass that gives the
+  cross-entropy logits, plus one train-mode pass over the unlabelled batch
+  (as the reference runs its feature net on both). The critic's own step
+  (after the model update) and the query use eval-mode features.
 """
 
 import jax
@@ -41,9 +41,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from al_jax import selection as sel_lib
 from al_jax import train
-from al_jax.strategies.base import Strategy
+from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 
 def init_critic(key, dim: int, hidden: int = 50):
@@ -132,11 +131,12 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
 
   def loss(params, rest, ext, batch, key, epoch):
     del epoch
-    logits, new_rest = fns.apply_train(params, rest, batch["x"], key)
+    (logits, out_l), new_rest = fns.features_train(params, rest, batch["x"], key)
+    (_, out_u), new_rest = fns.features_train(params, new_rest, batch["x_u"],
+                                              jax.random.fold_in(key, 2))
     ce = train.weighted_mean(
         optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]), batch["w"])
-    h_l = fns.embed(params, new_rest, batch["x"])
-    h_u = fns.embed(params, new_rest, batch["x_u"])
+    h_l, h_u = out_l["pre_logits"], out_u["pre_logits"]
     # A key of its own: the model's dropout key stays that of plain training.
     w_dist = wasserstein(ext["critic"], h_u, h_l, batch["w"], gamma,
                          jax.random.fold_in(key, 1), critic_dropout)
@@ -158,10 +158,10 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     return {**ext, "critic": optax.apply_updates(ext["critic"], updates), "critic_opt": opt,
             "w_dist": w_dist, "gp": gp}
 
-  extension = train.TrainExtension(init=init, loss=loss, after_step=after_step,
-                                   needs_unlabelled=True, long_epoch=bool(long_epoch))
+  extension = TrainExtension(init=init, loss=loss, after_step=after_step,
+                             needs_unlabelled=True, long_epoch=bool(long_epoch))
 
-  def score(params, rest, batch, key, ext):
+  def score(params, rest, batch, key, ext=None):
     del key
     h = fns.embed(params, rest, batch["x"])
     logp = jax.nn.log_softmax(fns.head(params, rest, h).astype(jnp.float32))
@@ -169,8 +169,4 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
     # The reference queries the smallest total; higher = query first here.
     return -(uncertainty(logp) - selection * d)
 
-  def select(scores, pool, budget, key, ext):
-    del key, ext
-    return sel_lib.masked_top_k(scores, pool, budget)
-
-  return Strategy(score, select, extension=extension)
+  return Strategy(score, top_k(), extension=extension)

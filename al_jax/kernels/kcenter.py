@@ -9,14 +9,7 @@ keeps the products shard-local and the argmax global.
 import jax
 import jax.numpy as jnp
 
-
-def row(a, i):
-  """a[i] for a traced scalar i, written as a gather rather than a dynamic
-  slice: with `a` sharded by rows, XLA partitions a gather into a local
-  masked lookup plus an all-reduce of one row, whereas a dynamic slice
-  all-gathers the whole array (measured in the compiled HLO: [N, D] every
-  pick; tests/test_kcenter.py checks it stays out)."""
-  return jnp.take(a, jnp.reshape(i, (1,)), axis=0, mode="clip")[0]
+from al_jax.sharding import row
 
 
 def _sq_dist_to(emb, sq, i):

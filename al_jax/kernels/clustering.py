@@ -1,14 +1,20 @@
 """k-means in JAX with k-means++ seeding, on masked (padded) rows.
 
+Two seedings: plain k-means++ (`kmeans_pp_init`; TypiClust, ProbCover, the
+kmeans strategy) and greedy k-means++ (`greedy_kmeans_pp_init`, several
+D^2 draws per centre, keep the best, as scikit-learn; ALFA-Mix).
+
 Rows may be sharded over the `data` axis: every step is a row-wise matrix
 product plus reductions, which jit keeps shard-local with one all-reduce for
 the centroid sums. Memory is O(N k), never N x N.
 """
 
+import math
+
 import jax
 import jax.numpy as jnp
 
-from al_jax.kcenter import row
+from al_jax.sharding import row
 
 
 def sq_dists(x, c, x_sq=None):
@@ -35,7 +41,7 @@ def kmeans_pp_init(x, mask, k: int, key):
   sq = jnp.sum(x * x, -1)
   keys = jax.random.split(key, k)
   first = jax.random.categorical(keys[0], jnp.where(mask, 0.0, -jnp.inf))
-  # row(): a gather, so sharded rows are not all-gathered (see kcenter.row).
+  # row(): a gather, so sharded rows are not all-gathered (see sharding.row).
   min_d = jnp.maximum(sq + row(sq, first) - 2.0 * x @ row(x, first), 0.0)
   picks = jnp.zeros((k,), jnp.int32).at[0].set(first.astype(jnp.int32))
 
@@ -53,7 +59,48 @@ def kmeans_pp_init(x, mask, k: int, key):
   return picks
 
 
-def kmeans(x, mask, k: int, key, num_iters: int = 50, tol: float = 1e-6):
+def greedy_kmeans_pp_init(x, mask, k: int, key):
+  """Greedy k-means++ seeding among rows with `mask` (scikit-learn's default).
+
+  The first centre is uniform among masked rows (Gumbel argmax); each next
+  one draws 2 + log(k) rows with p ~ squared distance to the nearest chosen
+  centre (Gumbel top-k; uniform if every masked row sits on a centre) and
+  keeps the one that lowers the total squared distance most.
+
+  Args:
+    x: [N, D] rows. mask: [N] bool rows that may be centres (at least one).
+    k: static number of centres. key: PRNG key.
+  Returns:
+    [k] int32 row positions of the centres.
+  """
+  n = x.shape[0]
+  x = x.astype(jnp.float32)
+  sq = jnp.sum(x * x, -1)
+  k0, key = jax.random.split(key)
+  first = jnp.argmax(jnp.where(mask, jax.random.gumbel(k0, (n,)), -jnp.inf))
+  mind = sq_dists(x, x[first][None], sq)[:, 0]
+  picks = jnp.zeros((k,), jnp.int32).at[0].set(first.astype(jnp.int32))
+  trials = 2 + int(math.log(k))
+
+  def seed(i, carry):
+    picks, mind = carry
+    logits = jnp.where(mask & (mind > 0), jnp.log(jnp.maximum(mind, 1e-30)), -jnp.inf)
+    logits = jnp.where(jnp.any(mask & (mind > 0)), logits, jnp.where(mask, 0.0, -jnp.inf))
+    drawn, js = jax.lax.top_k(logits + jax.random.gumbel(jax.random.fold_in(key, i), (n,)),
+                              trials)
+    new_mind = jnp.minimum(mind[:, None], sq_dists(x, x[js], sq))   # [N, trials]
+    cost = jnp.sum(jnp.where(mask[:, None], new_mind, 0.0), 0)
+    best = jnp.argmin(jnp.where(drawn > -jnp.inf, cost, jnp.inf))  # never an unmasked row
+    return picks.at[i].set(js[best].astype(jnp.int32)), new_mind[:, best]
+
+  return jax.lax.fori_loop(1, k, seed, (picks, mind))[0]
+
+
+SEEDINGS = {"kmeans++": kmeans_pp_init, "greedy_kmeans++": greedy_kmeans_pp_init}
+
+
+def kmeans(x, mask, k: int, key, num_iters: int = 50, tol: float = 1e-6,
+           init: str = "kmeans++"):
   """Lloyd's k-means from k-means++ seeds over the rows with `mask`.
 
   Runs until no centroid moves by more than `tol` (relative to the data
@@ -64,7 +111,9 @@ def kmeans(x, mask, k: int, key, num_iters: int = 50, tol: float = 1e-6):
   Args:
     x: [N, D] rows. mask: [N] bool rows to cluster (others are ignored and
       get assignment -1). k: static cluster count. key: PRNG key (seeding).
-    num_iters: maximum Lloyd iterations. tol: stopping threshold.
+    num_iters: maximum Lloyd iterations. tol: stopping threshold (0: run
+      until no centroid moves, i.e. exactly `num_iters` steps' result).
+    init: a SEEDINGS key.
   Returns:
     (centroids [k, D] float32, assignment [N] int32, squared distance of each
     row to its centroid [N]).
@@ -94,7 +143,9 @@ def kmeans(x, mask, k: int, key, num_iters: int = 50, tol: float = 1e-6):
     new = update(c)
     return it + 1, new, jnp.max(jnp.sum((new - c) ** 2, -1))
 
-  c0 = jnp.take(x, kmeans_pp_init(x, mask, k, key), axis=0)
+  if init not in SEEDINGS:
+    raise ValueError(f"Unknown k-means init '{init}'; known: {sorted(SEEDINGS)}")
+  c0 = jnp.take(x, SEEDINGS[init](x, mask, k, key), axis=0)
   _, c, _ = jax.lax.while_loop(cond, body, (0, c0, jnp.inf))
   a, d = assign(c)
   return c, jnp.where(mask, a, -1).astype(jnp.int32), d
