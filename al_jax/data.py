@@ -141,19 +141,37 @@ def load(cfg, seed: int) -> Dataset:
   x_tr, y_tr = _subsample(x_tr, y_tr, cfg.get("max_train"), rng)
   x_te, y_te = _subsample(x_te, y_te, cfg.get("max_test"), rng)
   y_tr, y_te = y_tr.astype(np.int32), y_te.astype(np.int32)
-  scale = np.full(x_tr.shape[-1], 1.0 / (max_value or 1.0))
+  if pool_dtype == "float32":
+    xf_tr, xf_te = _float_normalised(x_tr, x_te, max_value, cfg.get("normalize", True))
+    return Dataset(xf_tr, y_tr, xf_te, y_te, classes)
+  scale = np.full(x_tr.shape[-1], 1.0 / max_value)
   offset = np.zeros(x_tr.shape[-1])
   if cfg.get("normalize", True):
     # Per-channel (last axis) statistics of the pool: label-free and fixed.
     mean, std = _channel_stats(x_tr)
     mean, std = mean * scale, std * scale + 1e-6
     scale, offset = scale / std, -mean / std
-  scale, offset = scale.astype(np.float32), offset.astype(np.float32)
-  if pool_dtype == "uint8":
-    return Dataset(x_tr.astype(np.uint8), y_tr, x_te.astype(np.uint8), y_te, classes,
-                   to_float=(scale, offset))
-  x_tr, x_te = (_affine(a, scale, offset) for a in (x_tr, x_te))
-  return Dataset(x_tr, y_tr, x_te, y_te, classes)
+  return Dataset(x_tr.astype(np.uint8), y_tr, x_te.astype(np.uint8), y_te, classes,
+                 to_float=(scale.astype(np.float32), offset.astype(np.float32)))
+
+
+def _float_normalised(x_tr, x_te, max_value, normalize: bool):
+  """(x_tr, x_te) in float32 with per-channel standardisation by the pool.
+
+  The float pool keeps the arithmetic it always had (scale to [0, 1] in
+  float64, cast, then float32 statistics), so a float run selects exactly
+  the ids it selected before uint8 pools existed; the uint8 path computes
+  the same transform as one affine map on device (equal to ~1e-6).
+  """
+  if max_value is not None:
+    x_tr, x_te = (x_tr / max_value).astype(np.float32), (x_te / max_value).astype(np.float32)
+  x_tr, x_te = x_tr.astype(np.float32), x_te.astype(np.float32)
+  if normalize:
+    axes = tuple(range(x_tr.ndim - 1))
+    mean = x_tr.mean(axis=axes, keepdims=True)
+    std = x_tr.std(axis=axes, keepdims=True) + 1e-6
+    x_tr, x_te = (x_tr - mean) / std, (x_te - mean) / std
+  return x_tr.astype(np.float32), x_te.astype(np.float32)
 
 
 def _channel_stats(x: np.ndarray):
@@ -162,11 +180,6 @@ def _channel_stats(x: np.ndarray):
   mean = np.array([flat[:, c].mean(dtype=np.float64) for c in range(flat.shape[1])])
   std = np.array([flat[:, c].std(dtype=np.float64) for c in range(flat.shape[1])])
   return mean, std
-
-
-def _affine(x: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
-  """x * scale + offset in float32, the same arithmetic `normalizer` runs on device."""
-  return x.astype(np.float32) * scale + offset
 
 
 def normalizer(ds: Dataset):
