@@ -138,8 +138,10 @@ class _SeqModel(nnx.Module):
     h = jnp.tanh(self.seq(h.reshape(h.shape[0], -1, 4)))  # Dense over 9 positions
     return h.mean(1)
 
-  def __call__(self, x):
-    return self.head(self.embed(x))
+  def __call__(self, x, *, rngs=None):
+    del rngs  # no dropout
+    h = self.embed(x)
+    return self.head(h), {"pre_logits": h, "stages": [h]}  # the models' (logits, out)
 
 
 def test_positions_and_unknown_layers_fall_back_and_say_which(caplog):
