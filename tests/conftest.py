@@ -68,8 +68,6 @@ SLOW = (
     "tests/test_faults.py::"
     "test_huge_learning_rate_stops_every_optimizer_and_the_fix_reuses_the_workdir[sgd]",
     "tests/test_precision.py::test_uint8_pool_run_selects_like_the_float_pool",
-    # Runs every section of benchmarks/device_check.py --tiny (minutes of CPU).
-    "tests/test_device_check.py::test_tiny_device_check_writes_every_section",
     # Model variants: the MLP and one CNN shape stay in the default run.
     *(f"tests/test_models.py::{t}[{v}]"
       for t in ("test_views_shapes_and_head_of_embed", "test_mc_masks_do_not_depend_on_the_batch")
