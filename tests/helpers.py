@@ -19,3 +19,14 @@ def make_pool(n, n_pad, n_lab, seed, id_offset=0):
   ids = np.where(valid, id_offset + np.arange(n_pad), -1).astype(np.int32)
   return PoolView(*(jnp.asarray(a) for a in (ids, valid, labelled,
                                                np.full(n_pad, -1, np.int32))))
+
+
+def set_fields(c, over: dict):
+  """Sets dotted config fields in place: {"al.num_rounds": 3} -> c.al.num_rounds = 3."""
+  for k, v in over.items():
+    node = c
+    *path, last = k.split(".")
+    for p in path:
+      node = node[p]
+    node[last] = v
+  return c

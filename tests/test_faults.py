@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from al_jax import loop, metrics, train
+from tests.helpers import set_fields
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 MNIST = os.path.join(ROOT, "..", "shared", "data", "mnist-t10k")
@@ -31,13 +32,7 @@ def get(**over):
   from configs import default
   c = default.get_config("smoke")
   c.mesh = [("data", 1)]
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+  return set_fields(c, over)
 
 
 def cli(*args, wait=True):

@@ -11,6 +11,7 @@ import tensorflow_datasets as tfds
 from al_jax import loop, metrics
 from al_jax.strategies import STRATEGIES
 from configs.common import BAYESIAN
+from tests.helpers import set_fields
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
@@ -30,13 +31,7 @@ PROTOCOL_RUNS = (
 def get(name="default", **over):
   name, _, arg = name.partition(":")
   c = importlib.import_module(f"configs.{name}").get_config(",".join(filter(None, [arg, "smoke"])))
-  for k, v in over.items():
-    node = c
-    *path, last = k.split(".")
-    for p in path:
-      node = node[p]
-    node[last] = v
-  return c
+  return set_fields(c, over)
 
 
 def selected(workdir):
