@@ -63,8 +63,12 @@ class Checkpointer:
     self.mgr.wait_until_finished()
 
   def restore(self, round_: int, num_rows: int, params_like=None):
-    """Returns (labelled, meta, params or None); `params_like` gives the tree."""
-    target = {"labelled": np.zeros(num_rows, bool)}
+    """Returns (labelled, meta, params or None); `params_like` gives the tree.
+
+    num_rows: the mask's rows, or its shape ((S, N): one mask per seed).
+    """
+    shape = tuple(num_rows) if isinstance(num_rows, (tuple, list)) else (num_rows,)
+    target = {"labelled": np.zeros(shape, bool)}
     if params_like is not None:
       target["params"] = params_like
     try:
@@ -73,8 +77,8 @@ class Checkpointer:
             state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
       state, meta = restored["state"], restored["meta"]
       labelled = np.asarray(state["labelled"])
-      if labelled.shape != (num_rows,):
-        raise ValueError(f"labelled mask of shape {labelled.shape}, expected ({num_rows},)")
+      if labelled.shape != shape:
+        raise ValueError(f"labelled mask of shape {labelled.shape}, expected {shape}")
     except Exception as e:  # Orbax raises many types for damaged files.
       step_dir = os.path.join(self.dir, str(round_))
       raise CheckpointError(

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from al_jax import (checkpoint, data, determinism, evaluate, lock, metrics, models, precision,
                     sharding, strategies, train, validate)
+from al_jax import seeds as seeds_lib
 from al_jax.strategies.base import PoolView
 
 # Fields that may change when a workdir is reused: they do not change which
@@ -72,6 +73,9 @@ def check_config(config) -> None:
     raise ValueError(f"Unknown dataset '{config.data.name}'; known: {data.known_datasets()}")
   train.make_optimizer(config.train)  # Raises on an unknown optimizer.
   precision.check_dtype(config.train.get("compute_dtype", "float32"))
+  seed_map = config.al.get("seed_map", "vmap")
+  if seed_map not in seeds_lib.SEED_MAPS:
+    raise ValueError(f"Unknown al.seed_map '{seed_map}'; known: {list(seeds_lib.SEED_MAPS)}")
   augment = config.data.get("augment", "none")
   if augment not in train.AUGMENTATIONS:
     raise ValueError(f"Unknown data.augment '{augment}'; known: {list(train.AUGMENTATIONS)}")
@@ -146,6 +150,9 @@ def _check_resume(workdir: str, config, last: int, score_bs: int) -> None:
                        f"config.json to check them against; use a new --workdir")
   with open(path) as f:
     old = _flat_dict(json.load(f))
+  # Workdirs written before al.num_seeds existed hold single runs.
+  old.setdefault("al.num_seeds", 1)
+  old.setdefault("al.seed_map", "vmap")
   new = _flat(config)
   diff = sorted(k for k in set(old) | set(new)
                 if old.get(k) != new.get(k) and not k.startswith(_FREE_KEYS))
@@ -210,9 +217,48 @@ def setup(config):
   return mesh, ds, pool, score_bs, fns, strategy
 
 
-def run(config, workdir: str) -> dict:
+def seed_axis(config, mesh) -> seeds_lib.SeedAxis:
+  """The runs of this config: seeds seed .. seed + al.num_seeds - 1."""
+  return seeds_lib.SeedAxis(int(config.seed), int(config.al.get("num_seeds", 1) or 1), mesh,
+                            str(config.al.get("seed_map", "vmap")))
+
+
+def seed_config(config, seed: int):
+  """The config a single run of `seed` has (what each seed_<s>/config.json holds)."""
+  c = config.copy_and_resolve_references()
+  c.seed = int(seed)
+  if "num_seeds" in c.al:
+    c.al.num_seeds = 1
+  return c
+
+
+def load_seeds(config, seeds, ds, pool, score_bs):
+  """[(Dataset, Pool)] per seed: each seed splits and subsamples the data itself."""
+  runs = [(ds, pool)]
+  for seed in seeds.seeds[1:]:
+    d = data.load(config.data, seed)
+    runs.append((d, data.make_pool(d.x_train, d.y_train, score_bs)))
+  seeds_lib.check_same_shapes([p.x for _, p in runs], [d.x_test for d, _ in runs])
+  if any(d.to_float is not None and not all(
+      np.array_equal(a, b) for a, b in zip(d.to_float, ds.to_float)) for d, _ in runs[1:]):
+    raise ValueError("al.num_seeds > 1 with data.pool_dtype='uint8' needs the same pool "
+                     "statistics for every seed (this dataset's split depends on the seed); "
+                     "use data.pool_dtype='float32'")
+  return runs
+
+
+def run_dirs(workdir: str, seeds) -> list[str]:
+  """Where each seed writes what a single run writes: the workdir, or workdir/seed_<s>."""
+  if not seeds.stacked:
+    return [workdir]
+  return [os.path.join(workdir, f"seed_{s}") for s in seeds.seeds]
+
+
+def run(config, workdir: str):
   """Runs the whole experiment; returns the summary (also in summary.json).
 
+  With al.num_seeds = S > 1, runs the S seeds as one program (al_jax/seeds.py)
+  and returns the list of their summaries, each also in workdir/seed_<s>/.
   Holds the workdir lock (`lock.py`) from before the first write to the end.
   """
   check_config(config)
@@ -222,167 +268,227 @@ def run(config, workdir: str) -> dict:
   if jax.process_count() == 1:  # (Multi-host: only the collective decision below.)
     lock.check_free(workdir)  # A busy workdir fails now, not after loading data.
   mesh, ds, pool, score_bs, fns, strategy = setup(config)
+  seeds = seed_axis(config, mesh)
+  runs = load_seeds(config, seeds, ds, pool, score_bs)
+  dirs = run_dirs(workdir, seeds)
 
   def prepare():  # Process 0, under the lock, before anything else is written.
     done = checkpoint.finished_rounds(workdir)
     if done:
       _check_resume(workdir, config, done[-1], score_bs)
-    # The summary and plot are rewritten at the end; until then none is better
-    # than one describing another number of rounds.
-    for name in ("summary.json", "learning_curve.png"):
-      if os.path.exists(os.path.join(workdir, name)):
-        os.remove(os.path.join(workdir, name))
+    env = {"environment": metrics.environment()}
+    for i, d in enumerate(dirs):
+      os.makedirs(d, exist_ok=True)
+      # The summary and plot are rewritten at the end; until then none is better
+      # than one describing another number of rounds.
+      for name in ("summary.json", "learning_curve.png"):
+        if os.path.exists(os.path.join(d, name)):
+          os.remove(os.path.join(d, name))
+      if seeds.stacked:
+        metrics.write_json(os.path.join(d, "config.json"), {
+            **json.loads(seed_config(config, seeds.seeds[i]).to_json_best_effort()), **env})
     metrics.write_json(os.path.join(workdir, "config.json"),
-                       {**json.loads(config.to_json_best_effort()),
-                        "environment": metrics.environment()})
+                       {**json.loads(config.to_json_best_effort()), **env})
 
   try:
     held = lock.acquire_all(workdir, prepare)
   except OSError as e:
     raise WorkdirError(f"cannot create or lock workdir {workdir}: {e}") from e
   try:
-    return _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer)
+    summaries = _run_locked(config, workdir, dirs, mesh, seeds, runs, score_bs, fns, strategy,
+                            writer)
   finally:
     held.release()
+  return summaries if seeds.stacked else summaries[0]
 
 
-def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer) -> dict:
+def _stack(arrays: list[np.ndarray]) -> np.ndarray:
+  """Host arrays of each seed on a leading axis (one seed: a view, no copy)."""
+  return arrays[0][None] if len(arrays) == 1 else np.stack(arrays)
+
+
+def _run_locked(config, workdir, dirs, mesh, seeds, runs, score_bs, fns, strategy, writer):
   al = config.al
+  name = config.strategy.name
   num_rounds, budget = int(al.num_rounds), int(al.query_size)
-  prep = data.normalizer(ds) or (lambda a: a)  # uint8 pools: normalised per batch
+  dss, pools = [d for d, _ in runs], [p for _, p in runs]
+  pool = pools[0]  # ids and valid are row positions: the same for every seed.
+  S = seeds.size
+  prep = data.normalizer(dss[0]) or (lambda a: a)  # uint8 pools: normalised per batch
   keep = config.ckpt.get("max_to_keep", 2)
   ckpt = checkpoint.Checkpointer(workdir, None if keep is None else int(keep))
 
-  # Device-resident, sharded pool and test set.
-  x_pool = sharding.shard_rows(mesh, pool.x)
-  ids_pool = sharding.shard_rows(mesh, pool.ids)
-  y_pool = sharding.shard_rows(mesh, pool.y)
-  eval_bs = -(-min(int(config.eval.batch_size), len(ds.x_test)) // sharding.num_data_shards(mesh))
+  # Device-resident, sharded pool and test set (a leading seed axis when S > 1).
+  x_pool = seeds.rows(_stack([p.x for p in pools]))
+  y_pool = seeds.rows(_stack([p.y for p in pools]))
+  ids_pool = seeds.rows(_stack([pool.ids] * S))
+  eval_bs = -(-min(int(config.eval.batch_size), len(dss[0].x_test))
+              // sharding.num_data_shards(mesh))
   eval_bs *= sharding.num_data_shards(mesh)
-  x_test_np, test_valid = data.pad_rows(ds.x_test, eval_bs)
-  y_test_np, _ = data.pad_rows(ds.y_test, eval_bs)
-  x_test, y_test, test_valid = (sharding.shard_rows(mesh, a) for a in (x_test_np, y_test_np, test_valid))
+  x_test = seeds.rows(_stack([data.pad_rows(d.x_test, eval_bs)[0] for d in dss]))
+  y_test = seeds.rows(_stack([data.pad_rows(d.y_test, eval_bs)[0] for d in dss]))
+  test_valid = seeds.rows(_stack([data.pad_rows(d.y_test, eval_bs)[1] for d in dss]))
 
   fit = train.make_fit(fns, config.train, mesh, config.data.get("augment", "none"),
-                       strategy.extension, preprocess=prep)
-  evaluate_fn = evaluate.make_evaluate(fns, eval_bs, mesh, preprocess=prep)
-  init_fn = models.jit_init(fns, out_shardings=sharding.replicated(mesh))
+                       strategy.extension, preprocess=prep, seeds=seeds)
+  evaluate_fn = _lift_jitted(seeds, evaluate.make_evaluate(fns, eval_bs, mesh, preprocess=prep),
+                             5)
+  if seeds.stacked:
+    init_fn = jax.jit(seeds.lift(fns.init, (0,)), out_shardings=seeds.params_sharding())
+  else:
+    init_fn = models.jit_init(fns, out_shardings=sharding.replicated(mesh))
 
   # `ext` is the extension's final state, None without an extension.
-  @jax.jit
-  def score_pool(params, rest, x, ids, key, ext):
+  def score_one(params, rest, x, ids, key, ext):
     # Global ids ride along: per-example MC dropout masks are keyed by them.
     return sharding.map_batches(
         lambda b: strategy.score(params, rest, {"x": prep(b["x"]), "ids": b["ids"]}, key,
                                  ext),
         {"x": x, "ids": ids}, score_bs, mesh)
 
-  select_fn = (jax.jit(strategy.select, static_argnums=2) if strategy.jit_select
-               else strategy.select)
+  score_pool = seeds.lift_or_loop(f"{name} scores", score_one, (0,) * 6)
 
-  root = jax.random.key(int(config.seed))
-  metrics_path = os.path.join(workdir, "metrics.jsonl")
-  selected_path = os.path.join(workdir, "selected.jsonl")
+  def select_one(feats, view, key, ext):
+    return strategy.select(feats, view, budget, key, ext)
+
+  if strategy.jit_select:
+    select_fn = seeds.lift_or_loop(f"{name} select", select_one, (0,) * 4)
+  else:  # Host code (scipy, ...): one seed after another.
+    select_fn = seeds.loop(select_one, (0,) * 4)
+
+  roots = [jax.random.key(seed) for seed in seeds.seeds]
+  metrics_paths = [os.path.join(d, "metrics.jsonl") for d in dirs]
+  selected_paths = [os.path.join(d, "selected.jsonl") for d in dirs]
   warm = bool(al.warm_start)
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
   ext = None  # the extension's state: warm start carries its trained params
 
-  initial = initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), pool.y,
-                             pool.valid, int(al.initial_size),
-                             bool(al.get("initial_balanced", False)))
-  held_out = validation_rows(jax.random.fold_in(root, _VALIDATION_SALT), initial,
-                             int(al.get("validation_size", 0) or 0))
-  held_dev = sharding.shard_rows(mesh, held_out) if held_out.any() else None
-  eval_pool = (evaluate.make_evaluate(fns, score_bs, mesh, preprocess=prep)
-               if held_out.any() else None)
-  start, labelled, params, rest = _resume_state(ckpt, config, root, pool, init_fn, workdir)
+  initial = np.stack([initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), p.y,
+                                       p.valid, int(al.initial_size),
+                                       bool(al.get("initial_balanced", False)))
+                      for root, p in zip(roots, pools)])
+  held_out = np.stack([validation_rows(jax.random.fold_in(root, _VALIDATION_SALT), ini,
+                                       int(al.get("validation_size", 0) or 0))
+                       for root, ini in zip(roots, initial)])
+  held_dev = seeds.rows(held_out) if held_out.any() else None
+  eval_pool = (_lift_jitted(seeds, evaluate.make_evaluate(fns, score_bs, mesh, preprocess=prep),
+                            5) if held_out.any() else None)
+  start, labelled, params, rest = _resume_state(ckpt, config, seeds, pool, init_fn, workdir)
   if start == 0:
     labelled = initial
-  history = _rounds_before(metrics.read_jsonl(metrics_path), start)
-  if [h["round"] for h in history] != list(range(start)):
-    raise WorkdirError(f"{metrics_path} lacks records of rounds that are checkpointed "
-                       f"(has {[h['round'] for h in history]}, needs 0-{start - 1}); "
-                       f"the workdir was edited or damaged: use a new --workdir")
+  histories = []
+  for s in range(S):
+    history = _rounds_before(metrics.read_jsonl(metrics_paths[s]), start)
+    if [h["round"] for h in history] != list(range(start)):
+      raise WorkdirError(f"{metrics_paths[s]} lacks records of rounds that are checkpointed "
+                         f"(has {[h['round'] for h in history]}, needs 0-{start - 1}); "
+                         f"the workdir was edited or damaged: use a new --workdir")
+    histories.append(history)
   if writer:  # Drop records of rounds that were logged but not checkpointed (or duplicated).
     def rewrite():
-      metrics.write_jsonl(metrics_path, history)
-      kept = _rounds_before(metrics.read_jsonl(selected_path), min(start, num_rounds))
-      if start == 0:  # A fresh start: round -1 records the initial labelled set.
-        kept = [initial_record(labelled, pool.ids)]
-      metrics.write_jsonl(selected_path, kept)
+      for s in range(S):
+        metrics.write_jsonl(metrics_paths[s], histories[s])
+        kept = _rounds_before(metrics.read_jsonl(selected_paths[s]), min(start, num_rounds))
+        if start == 0:  # A fresh start: round -1 records the initial labelled set.
+          kept = [initial_record(labelled[s], pool.ids)]
+        metrics.write_jsonl(selected_paths[s], kept)
     _write(workdir, rewrite)
 
   progress = config.get("progress", True)
   bars = writer and progress and _is_terminal()
   # A redirected log gets one line per round instead of bars.
   log_rounds = writer and progress and not bars
-  bar = tqdm(range(start, num_rounds + 1), desc=f"AL {config.strategy.name}",
+  bar = tqdm(range(start, num_rounds + 1), desc=f"AL {name}",
              disable=not bars, initial=start, total=num_rounds + 1)
   for r in bar:
-    keys = round_keys(root, r)
+    keys = seeds.stack([round_keys(root, r) for root in roots])
     if not warm or params is None:
       params, rest = init_fn(keys.init)
     t0 = time.perf_counter()
-    lab_dev = sharding.shard_rows(mesh, labelled & ~held_out)
+    lab_dev = seeds.rows(labelled & ~held_out)
     # Warm start carries an extension's trained networks too (LL4AL's loss
     # module); not checkpointed: a resumed run restarts them (follow-up).
     carry = ext.get("params") if warm and isinstance(ext, dict) else None
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
                                   show=bars, validation=held_dev, ext_params=carry)
+    infos = info if seeds.stacked else [info]
     jax.block_until_ready(params)
     t_train = time.perf_counter() - t0
-    m = {k: float(v) for k, v in evaluate_fn(params, rest, x_test, y_test, test_valid).items()}
-    record = {"round": r, "num_labelled": int(labelled.sum()), **m,
-              "train_loss": info.loss, "train_accuracy": info.accuracy,
-              "train_steps": info.steps, "time_train": t_train,
-              "time_score": 0.0, "time_select": 0.0}
+    m = {k: seeds.to_host(v) for k, v in evaluate_fn(params, rest, x_test, y_test,
+                                                    test_valid).items()}
+    records = [{"round": r, "num_labelled": int(labelled[s].sum()),
+                **{k: float(v[s]) for k, v in m.items()},
+                "train_loss": infos[s].loss, "train_accuracy": infos[s].accuracy,
+                "train_steps": infos[s].steps, "time_train": t_train,
+                "time_score": 0.0, "time_select": 0.0} for s in range(S)]
     if held_dev is not None:
-      record["validation_accuracy"] = float(
-          eval_pool(params, rest, x_pool, y_pool, held_dev)["accuracy"])
-    sel = None
+      val = seeds.to_host(eval_pool(params, rest, x_pool, y_pool, held_dev)["accuracy"])
+      for s in range(S):
+        records[s]["validation_accuracy"] = float(val[s])
+    sels = [None] * S
     if r < num_rounds:
       t0 = time.perf_counter()
       if subset:
-        pos, cand_valid = candidate_rows(keys.subset, labelled, pool.valid, subset,
-                                         max_labelled, score_bs)
-        x_cand = sharding.shard_rows(mesh, pool.x[pos])
-        ids_cand = sharding.shard_rows(mesh, pool.ids[pos])
+        cands = [candidate_rows(seeds.take(keys.subset, s), labelled[s], pool.valid, subset,
+                                max_labelled, score_bs) for s in range(S)]
+        pos, cand_valid = np.stack([c[0] for c in cands]), np.stack([c[1] for c in cands])
+        x_cand = seeds.rows(np.stack([p.x[i] for p, i in zip(pools, pos)]))
+        ids_cand = seeds.rows(pool.ids[pos])
       else:
-        pos, cand_valid = np.arange(len(pool.y)), pool.valid
+        pos = np.broadcast_to(np.arange(len(pool.y)), (S, len(pool.y)))
+        cand_valid = np.broadcast_to(pool.valid, pos.shape)
         x_cand, ids_cand = x_pool, ids_pool
       feats = jax.block_until_ready(score_pool(params, rest, x_cand, ids_cand, keys.score, ext))
-      record["time_score"] = time.perf_counter() - t0
+      t_score = time.perf_counter() - t0
       t0 = time.perf_counter()
-      cand_lab = labelled[pos] & cand_valid
-      view = PoolView(*(sharding.shard_rows(mesh, a) for a in (
+      cand_lab = np.take_along_axis(labelled, pos, 1) & cand_valid
+      labels = np.stack([p.y[i] for p, i in zip(pools, pos)])
+      view = PoolView(*(seeds.rows(a) for a in (
           np.where(cand_valid, pool.ids[pos], -1).astype(np.int32), cand_valid, cand_lab,
-          np.where(cand_lab, pool.y[pos], -1).astype(np.int32))))
+          np.where(cand_lab, labels, -1).astype(np.int32))))
       with jax.set_mesh(mesh):  # lets selects shard minibatches (sharding.constrain_rows)
-        new_ids, scores = select_fn(feats, view, budget, keys.select, ext)
-      new_ids, scores = sharding.to_host(new_ids), sharding.to_host(scores)
-      record["time_select"] = time.perf_counter() - t0
-      _check_selection(new_ids, labelled, pool.valid, budget, config.strategy.name)
+        new_ids, scores = select_fn(feats, view, keys.select, ext)
+      new_ids, scores = seeds.to_host(new_ids), seeds.to_host(scores)
+      t_select = time.perf_counter() - t0
       labelled = labelled.copy()
-      labelled[new_ids] = True
-      sel = {"round": r, "ids": new_ids.tolist(), "scores": [float(s) for s in scores]}
-    history.append(record)
+      for s in range(S):
+        _check_selection(new_ids[s], labelled[s], pool.valid, budget, name + seeds.label(s))
+        labelled[s, new_ids[s]] = True
+        records[s].update(time_score=t_score, time_select=t_select)
+        sels[s] = {"round": r, "ids": new_ids[s].tolist(),
+                   "scores": [float(v) for v in scores[s]]}
+    for s in range(S):
+      histories[s].append(records[s])
     # A round is finished once its checkpoint is committed; its records are
     # written just before, and a resume drops records past the checkpoint.
     if writer:
-      _write(workdir, lambda: (
-          sel is not None and metrics.append_jsonl(selected_path, sel),
-          metrics.append_jsonl(metrics_path, record)), r)
-    _write(workdir, lambda: ckpt.save(r, labelled, {"round": r, "selected": sel is not None},
+      def append():
+        for s in range(S):
+          if sels[s] is not None:
+            metrics.append_jsonl(selected_paths[s], sels[s])
+          metrics.append_jsonl(metrics_paths[s], records[s])
+      _write(workdir, append, r)
+    _write(workdir, lambda: ckpt.save(r, labelled if seeds.stacked else labelled[0],
+                                      {"round": r, "selected": sels[0] is not None},
                                       (params, rest) if warm else None), r)
-    bar.set_postfix(acc=f"{m['accuracy']:.3f}", n=record["num_labelled"])
+    acc = float(np.mean([rec["accuracy"] for rec in records]))
+    bar.set_postfix(acc=f"{acc:.3f}", n=records[0]["num_labelled"])
     if log_rounds:
-      print(f"{config.strategy.name} round {r}/{num_rounds}: {record['num_labelled']} labelled, "
-            f"accuracy {m['accuracy']:.4f}, train {record['time_train']:.1f} s, "
-            f"score {record['time_score']:.1f} s, select {record['time_select']:.1f} s",
+      rec = records[0]
+      mean = f" (mean of {S} seeds)" if seeds.stacked else ""
+      print(f"{name} round {r}/{num_rounds}: {rec['num_labelled']} labelled, "
+            f"accuracy {acc:.4f}{mean}, train {rec['time_train']:.1f} s, "
+            f"score {rec['time_score']:.1f} s, select {rec['time_select']:.1f} s",
             file=sys.stderr, flush=True)
   ckpt.close()
-  return _write(workdir, lambda: _finish(workdir, config, history, writer))
+  return [_write(workdir, lambda: _finish(d, seed_config(config, seed), h, writer))
+          for d, seed, h in zip(dirs, seeds.seeds, histories)]
+
+
+def _lift_jitted(seeds, fn, n: int):
+  """A jitted function of n per-seed arguments, lifted over the seed axis."""
+  return jax.jit(seeds.lift(fn, (0,) * n)) if seeds.stacked else fn
 
 
 def _write(workdir, fn, round_=None):
@@ -397,8 +503,8 @@ def _write(workdir, fn, round_=None):
         f"resume") from e
 
 
-def _resume_state(ckpt, config, root, pool, init_fn, workdir):
-  """(start round, labelled mask, params, rest) from the last checkpoint.
+def _resume_state(ckpt, config, seeds, pool, init_fn, workdir):
+  """(start round, labelled masks [S, N], params, rest) from the last checkpoint.
 
   A checkpoint whose round selected nothing is a finished run's last round.
   When al.num_rounds grew since, that round is redone from the state before
@@ -409,12 +515,16 @@ def _resume_state(ckpt, config, root, pool, init_fn, workdir):
   last = ckpt.latest_round()
   if last is None:
     return 0, None, None, None
-  like = init_fn(round_keys(root, 0).init) if warm else None
-  labelled, _, restored = ckpt.restore(last, len(pool.y), like)
+  shape = (seeds.size, len(pool.y)) if seeds.stacked else (len(pool.y),)
+  like = None
+  if warm:
+    like = init_fn(seeds.stack([round_keys(jax.random.key(s), 0) for s in seeds.seeds]).init)
+  labelled, _, restored = ckpt.restore(last, shape, like)
+  labelled = labelled.reshape(seeds.size, len(pool.y))
   params, rest = restored if warm else (None, None)
-  selected = int(labelled.sum()) > int(al.initial_size) + last * int(al.query_size)
+  selected = int(labelled[0].sum()) > int(al.initial_size) + last * int(al.query_size)
   if selected or last >= int(al.num_rounds):
-    logging.info("Resuming %s after round %d (%d labelled)", workdir, last, labelled.sum())
+    logging.info("Resuming %s after round %d (%d labelled)", workdir, last, labelled[0].sum())
     return last + 1, labelled, params, rest
   # Extending: redo round `last` (its labelled set is the one it trained on).
   params = rest = None
@@ -423,7 +533,7 @@ def _resume_state(ckpt, config, root, pool, init_fn, workdir):
       raise WorkdirError(
           f"extending al.num_rounds of a warm-start run needs the checkpoint of round "
           f"{last - 1}, which is gone (ckpt.max_to_keep); use a new --workdir")
-    _, _, (params, rest) = ckpt.restore(last - 1, len(pool.y), like)
+    _, _, (params, rest) = ckpt.restore(last - 1, shape, like)
   logging.info("Extending %s: redoing round %d to make its query", workdir, last)
   return last, labelled, params, rest
 

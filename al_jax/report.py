@@ -29,7 +29,9 @@ from al_jax import metrics
 
 # Fields that do not change what a run computes: runs differing only here
 # are the same experiment (and duplicates when their seeds agree too).
-_IGNORED = ("seed", "progress", "ckpt.")
+# al.num_seeds / al.seed_map: each seed of a parallel run (workdir/seed_<s>/)
+# is one run of its seed, like a single run's workdir.
+_IGNORED = ("seed", "progress", "ckpt.", "al.num_seeds", "al.seed_map")
 # Shown as their own columns.
 _COLUMNS = {"data.name": "dataset", "model_name": "model", "strategy.name": "strategy"}
 
@@ -122,7 +124,9 @@ def summarise(runs: list[dict]) -> dict:
   Returns:
     {row label: {dataset, model, strategy, settings, runs, seeds, workdirs,
     excluded [(workdir, reason)], rounds, num_labelled, acc_mean, acc_std,
-    aubc_mean, aubc_std, final_mean}}; the label is the strategy name,
+    aubc_mean, aubc_std, aubc_ci95, final_mean}}: standard deviations are
+    the sample ones (ddof=1, 0 for one run), aubc_ci95 the 95% t-interval
+    [low, high] of the mean AUBC over seeds (NaN for one run); the label is the strategy name,
     followed by the differing settings when there are any, and by the
     dataset / model when the runs span several. AUBC fields are NaN for an
     experiment with no usable run.
@@ -158,17 +162,34 @@ def summarise(runs: list[dict]) -> dict:
            "settings": setting, "runs": len(used), "seeds": [u["seed"] for u in used],
            "workdirs": [u["workdir"] for u in used], "excluded": excluded,
            "rounds": 0, "num_labelled": [], "acc_mean": [], "acc_std": [],
-           "aubc_mean": float("nan"), "aubc_std": float("nan"), "final_mean": float("nan")}
+           "aubc_mean": float("nan"), "aubc_std": float("nan"),
+           "aubc_ci95": [float("nan")] * 2, "final_mean": float("nan")}
     if used:
       n = min(len(u["accuracy"]) for u in used)
       acc = np.array([u["accuracy"][:n] for u in used], np.float64)
       aubcs = [metrics.aubc(u["num_labelled"][:n], u["accuracy"][:n]) for u in used]
       row.update(rounds=n, num_labelled=used[0]["num_labelled"][:n],
-                 acc_mean=acc.mean(0).tolist(), acc_std=acc.std(0).tolist(),
-                 aubc_mean=float(np.mean(aubcs)), aubc_std=float(np.std(aubcs)),
-                 final_mean=float(acc[:, -1].mean()))
+                 acc_mean=acc.mean(0).tolist(), acc_std=sample_std(acc).tolist(),
+                 aubc_mean=float(np.mean(aubcs)), aubc_std=float(sample_std(aubcs)),
+                 aubc_ci95=t_interval(aubcs), final_mean=float(acc[:, -1].mean()))
     out[label] = row
   return out
+
+
+def sample_std(values) -> np.ndarray:
+  """Standard deviation over seeds (axis 0) with ddof=1; 0 for a single seed."""
+  v = np.asarray(values, np.float64)
+  return v.std(0, ddof=1) if len(v) > 1 else np.zeros(v.shape[1:])
+
+
+def t_interval(values, level: float = 0.95) -> list[float]:
+  """[low, high]: the `level` Student-t confidence interval of the mean; NaN for one value."""
+  from scipy import stats  # Lazy: only summaries need it.
+  v = np.asarray(values, np.float64)
+  if len(v) < 2:
+    return [float("nan")] * 2
+  half = stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v))
+  return [float(v.mean() - half), float(v.mean() + half)]
 
 
 def _sorted_rows(summary: dict):
@@ -182,16 +203,21 @@ def _sorted_rows(summary: dict):
 def table(summary: dict) -> str:
   """Markdown table, best AUBC first per dataset and model, then the runs
   left out of the averages and why."""
-  lines = ["| strategy | dataset | model | runs | rounds | AUBC (mean ± std) | final accuracy "
-           "| run folders |", "|---|---|---|---|---|---|---|---|"]
+  lines = ["| strategy | dataset | model | runs | rounds | AUBC (mean ± sd) | AUBC 95% CI "
+           "| final accuracy | run folders |", "|---|---|---|---|---|---|---|---|---|"]
   for label, s in _sorted_rows(summary):
-    if s["runs"]:
-      aubc, final = f"{s['aubc_mean']:.4f} ± {s['aubc_std']:.4f}", f"{s['final_mean']:.4f}"
+    ci = "—"
+    if s["runs"] > 1:
+      aubc = f"{s['aubc_mean']:.4f} ± {s['aubc_std']:.4f}"
+      ci = "[{:.4f}, {:.4f}]".format(*s["aubc_ci95"])
+    elif s["runs"]:
+      aubc = f"{s['aubc_mean']:.4f}"
     else:
-      aubc, final = "no usable run", "—"
-    folders = ", ".join(os.path.basename(os.path.normpath(w)) for w in s["workdirs"]) or "—"
+      aubc = "no usable run"
+    final = f"{s['final_mean']:.4f}" if s["runs"] else "—"
+    folders = ", ".join(_folder(w) for w in s["workdirs"]) or "—"
     lines.append(f"| {label} | {s['dataset']} | {s['model']} | {s['runs']} | {s['rounds']} "
-                 f"| {aubc} | {final} | {folders} |")
+                 f"| {aubc} | {ci} | {final} | {folders} |")
   left_out = [(label, w, why) for label, s in _sorted_rows(summary) for w, why in s["excluded"]]
   if left_out:
     lines += ["", "Not averaged:"]
@@ -199,16 +225,24 @@ def table(summary: dict) -> str:
   return "\n".join(lines)
 
 
+def _folder(workdir: str) -> str:
+  """A run's folder name; a parallel run's seeds show as RUN/seed_<s>."""
+  parts = os.path.normpath(workdir).split(os.sep)
+  return "/".join(parts[-2:]) if parts[-1].startswith("seed_") else parts[-1]
+
+
 def to_csv(summary: dict) -> str:
   """One CSV row per experiment (the Markdown table's content, machine-readable)."""
   buf = io.StringIO()
   w = csv.writer(buf)
   w.writerow(["row", "dataset", "model", "strategy", "settings", "runs", "seeds", "rounds",
-              "aubc_mean", "aubc_std", "final_accuracy", "workdirs", "excluded"])
+              "aubc_mean", "aubc_std", "aubc_ci95_low", "aubc_ci95_high", "final_accuracy",
+              "workdirs", "excluded"])
   for label, s in _sorted_rows(summary):
     w.writerow([label, s["dataset"], s["model"], s["strategy"], s["settings"], s["runs"],
                 " ".join(map(str, s["seeds"])), s["rounds"], f"{s['aubc_mean']:.6f}",
-                f"{s['aubc_std']:.6f}", f"{s['final_mean']:.6f}", " ".join(s["workdirs"]),
+                f"{s['aubc_std']:.6f}", *(f"{v:.6f}" for v in s["aubc_ci95"]),
+                f"{s['final_mean']:.6f}", " ".join(s["workdirs"]),
                 "; ".join(f"{d}: {why}" for d, why in s["excluded"])])
   return buf.getvalue()
 

@@ -85,7 +85,7 @@ def augment(x: jax.Array, key, kind: str) -> jax.Array:
 
 
 def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtension | None = None,
-             preprocess: Callable | None = None):
+             preprocess: Callable | None = None, seeds=None):
   """Returns fit(params, rest, x, y, labelled, key, show=False, validation=None)
   -> (params, rest, ext, TrainInfo).
 
@@ -100,6 +100,11 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
   On CPU, XLA runs convolution gradients inside a while loop about 10x
   slower than outside one (measured with the Gal et al. CNN: 2.7 s vs 0.23 s
   per 128-row step), so small-label CNN runs on CPU want this on.
+  seeds: a `seeds.SeedAxis` of several runs: params, rest, x, y, labelled,
+  key and validation then carry a leading seed axis, every jitted step is
+  lifted over it, the divergence guard checks each seed (its error names
+  the seed), and fit returns a list of TrainInfo, one per seed. Every seed
+  must have as many labelled rows (the step count is shared).
   """
   tx = make_optimizer(cfg)
   unroll = bool(cfg.get("unroll_steps", False))
@@ -179,25 +184,50 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
                                 epoch)
     return params, rest, opt_state, ext, loss_sum / seen, correct / seen, bad, first
 
+  if seeds is None:  # One run: no seed axis; lifting is the identity.
+    from al_jax.seeds import SeedAxis  # pylint: disable=import-outside-toplevel
+    seeds = SeedAxis(0, 1, mesh)
+  per_seed = (0,) * 8
+  # One lifted epoch per static step count (None: the traced fori_loop).
+  lifted_epochs = {}
+
+  def lifted_epoch(num_steps):
+    if not seeds.stacked:
+      return functools.partial(epoch_fn, num_steps=num_steps)
+    if num_steps not in lifted_epochs:
+      lifted_epochs[num_steps] = jax.jit(seeds.lift(
+          functools.partial(epoch_fn, num_steps=num_steps), per_seed + (None, None)))
+    return lifted_epochs[num_steps]
+
   after_fit = None
   if ext_def.after_fit is not None:
-    after_fit = jax.jit(lambda params, rest, ext, x, y, labelled: ext_def.after_fit(
-        params, rest, ext, prep(x), y, labelled))
+    after_fit = jax.jit(seeds.lift(lambda params, rest, ext, x, y, labelled: ext_def.after_fit(
+        params, rest, ext, prep(x), y, labelled), (0,) * 6))
+  lift = lambda f, n: jax.jit(seeds.lift(f, (0,) * n)) if seeds.stacked else f
+  init_opt = lift(tx.init, 1)
+  split = lift(jax.random.split, 1)
+  fold_in = jax.jit(seeds.lift(jax.random.fold_in, (0, None))) if seeds.stacked else (
+      jax.random.fold_in)
 
   def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None,
           ext_params=None):
     """ext_params: the extension's "params" to start from (warm start), else fresh."""
-    n_lab = int(jnp.sum(labelled))  # works on a global multi-host array too
+    # Per seed (works on a global multi-host array too).
+    counts = np.atleast_1d(np.asarray(jnp.sum(labelled, axis=-1)))
+    if len(set(counts.tolist())) > 1:
+      raise ValueError(f"the seeds hold different numbers of labelled rows {counts.tolist()}")
+    n_lab = int(counts[0])
     if n_lab == 0:
       raise ValueError("Cannot train on an empty labelled set")
     n_rows = n_lab
     if ext_def.long_epoch:
-      n_rows = max(n_lab, int(jnp.sum(~labelled & (y >= 0))))
+      n_rows = max(n_lab, int(jnp.max(jnp.sum(~labelled & (y >= 0), axis=-1))))
     steps_per_epoch = math.ceil(n_rows / bsz)
     epochs = max(int(cfg.num_epochs), math.ceil(cfg.get("min_steps", 0) / steps_per_epoch))
-    opt_state = tx.init(params)
-    k_ext, key = jax.random.split(key)
-    ext = ext_def.init(k_ext, params, rest, int(np.shape(labelled)[0]))
+    opt_state = init_opt(params)
+    k_ext, key = _split2(split(key), seeds)
+    num_rows = int(np.shape(labelled)[-1])
+    ext = lift(lambda k, p, r: ext_def.init(k, p, r, num_rows), 3)(k_ext, params, rest)
     if ext_params is not None and "params" in ext:
       # Warm start (LL4AL's reference keeps its loss module across cycles);
       # the optimiser state starts afresh, as the reference rebuilds it.
@@ -207,10 +237,10 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       ext = {**ext, "opt": ext_def.tx.init(ext["params"])}
     # Same input shardings for every call (fresh inits come uncommitted), so
     # the epoch compiles once for the whole run.
-    params, rest, opt_state, ext = jax.device_put((params, rest, opt_state, ext),
-                                                  sharding.replicated(mesh))
+    params, rest, opt_state, ext = seeds.put_state((params, rest, opt_state, ext))
     loss = acc = float("nan")
-    guard = DivergenceGuard(cfg)
+    guards = [DivergenceGuard(cfg, label=seeds.label(s)) for s in range(seeds.size)]
+    epoch_call = lifted_epoch(steps_per_epoch if unroll else None)
     # Counts epochs whose results are in (see _check_epoch), so the counter
     # never runs ahead of training.
     bar = tqdm(total=epochs, desc="train", leave=False, disable=not show)
@@ -218,17 +248,16 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     # reading them at once would idle an accelerator between epochs.
     pending = None
     for e in range(epochs):
-      params, rest, opt_state, ext, loss, acc, bad, first = epoch_fn(
-          params, rest, opt_state, ext, x, y, labelled, jax.random.fold_in(key, e),
+      params, rest, opt_state, ext, loss, acc, bad, first = epoch_call(
+          params, rest, opt_state, ext, x, y, labelled, fold_in(key, e),
           jax.device_put(jnp.asarray(e, jnp.int32), sharding.replicated(mesh)),
           jax.device_put(jnp.asarray(epochs * steps_per_epoch, jnp.int32),
-                         sharding.replicated(mesh)),
-          num_steps=steps_per_epoch if unroll else None)
+                         sharding.replicated(mesh)))
       if pending is not None:
-        _check_epoch(guard, epochs, *pending, bar if show else None)
+        _check_epoch(guards, epochs, *pending, bar if show else None)
       pending = (e, loss, acc, bad, first)
     if pending is not None:
-      _check_epoch(guard, epochs, *pending, bar if show else None)
+      _check_epoch(guards, epochs, *pending, bar if show else None)
     bar.close()
     if ext_def.after_fit is not None:
       if validation is not None:  # Held-out labelled rows (al.validation_size), e.g. ISAL's v.
@@ -236,8 +265,12 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       # Labels of training and held-out labelled rows only; -1 elsewhere.
       seen = labelled if validation is None else labelled | validation
       ext = after_fit(params, rest, ext, x, revealed(y, seen), labelled)
-    info = TrainInfo(float(loss), float(acc), epochs * steps_per_epoch, epochs)
-    return params, rest, (ext if extension is not None else None), info
+    losses, accs = (np.atleast_1d(np.asarray(jax.device_get(v), np.float64))
+                    for v in (loss, acc))
+    infos = [TrainInfo(float(l), float(a), epochs * steps_per_epoch, epochs)
+             for l, a in zip(losses, accs)]
+    return (params, rest, (ext if extension is not None else None),
+            infos if seeds.stacked else infos[0])
 
   fit.epoch = epoch_fn  # Exposed so tests can check it compiles once.
   return fit
@@ -256,8 +289,9 @@ class DivergenceGuard:
   stays finite but ends at chance level).
   """
 
-  def __init__(self, cfg, patience: int = 3):
+  def __init__(self, cfg, patience: int = 3, label: str = ""):
     self.cfg = cfg
+    self.label = label  # ' (seed N)' when several seeds train together
     self.factor = float(cfg.get("divergence_factor", 10.0))
     self.patience = patience
     self.ref = None
@@ -271,7 +305,7 @@ class DivergenceGuard:
   def check(self, epoch: int, epochs: int, loss: float, bad: float, first: float) -> None:
     if bad or not math.isfinite(loss):
       raise FloatingPointError(
-          f"Training loss became non-finite in epoch {epoch} (last mean loss {loss}) "
+          f"Training loss became non-finite in epoch {epoch}{self.label} (last mean loss {loss}) "
           f"{self._hint()}")
     if self.ref is None:
       self.ref = first
@@ -280,18 +314,26 @@ class DivergenceGuard:
     self.above = self.above + 1 if loss > limit else 0
     if self.above >= min(self.patience, epochs - 1):
       raise FloatingPointError(
-          f"Training diverged in epoch {epoch}: mean loss {loss:.4g} stayed above "
+          f"Training diverged in epoch {epoch}{self.label}: mean loss {loss:.4g} stayed above "
           f"{limit:.4g} ({self.factor:g} x the first batch's loss {self.ref:.4g} + 1) for "
           f"{self.above} epochs {self._hint()}")
 
 
-def _check_epoch(guard, epochs, e, loss, acc, bad, first, bar) -> None:
-  """The divergence guard on epoch e's flags: one host sync per epoch, never per step."""
-  loss, acc, bad, first = (float(v) for v in jax.device_get((loss, acc, bad, first)))
-  guard.check(e, epochs, loss, bad, first)
+def _check_epoch(guards, epochs, e, loss, acc, bad, first, bar) -> None:
+  """The divergence guards (one per seed) on epoch e's flags: one host sync
+  per epoch, never per step."""
+  loss, acc, bad, first = (np.atleast_1d(np.asarray(v, np.float64))
+                           for v in jax.device_get((loss, acc, bad, first)))
+  for s, guard in enumerate(guards):
+    guard.check(e, epochs, float(loss[s]), float(bad[s]), float(first[s]))
   if bar is not None:
-    bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", refresh=False)
+    bar.set_postfix(loss=f"{loss.mean():.3f}", acc=f"{acc.mean():.3f}", refresh=False)
     bar.update(1)
+
+
+def _split2(keys, seeds):
+  """(k_ext, key) from split keys: [2] for one run, [S, 2] stacked."""
+  return (keys[:, 0], keys[:, 1]) if seeds.stacked else (keys[0], keys[1])
 
 
 def revealed(y: jax.Array, labelled: jax.Array) -> jax.Array:

@@ -67,6 +67,7 @@ FIELDS = {
     "al.num_rounds": INT_GE0,
     "al.subset_size": INT_GE0,
     "al.validation_size": INT_GE0,
+    "al.num_seeds": INT_GE1,
     "score.batch_size": INT_GE1,
     "score.microbatch_size": INT_GE1,
     "eval.batch_size": INT_GE1,

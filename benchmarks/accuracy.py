@@ -9,7 +9,9 @@ name as its argument, followed by the flags given after ':' (e.g.
 configs/digits.py:table,smoke -> 'NAME,table,smoke'). The command line's
 --config.x=y overrides then apply to each run; --config.strategy.kw.K=V
 reaches the strategies that take a keyword K (and is an error if none of
-them does). Every (strategy, seed) run is an ordinary al_jax workdir under OUT/runs/,
+them does). The seeds of a strategy run as one program (al.num_seeds, al_jax/seeds.py)
+in OUT/runs/NAME/, each seed an ordinary al_jax run folder OUT/runs/NAME/seed_<s>/
+(with --seeds 1, or --sequential: one process-local run per seed in OUT/runs/NAME_<s>/),
 so an interrupted benchmark resumes where it stopped. Writes OUT/curves.csv
 (strategy, seed, round, num_labelled, accuracy), OUT/aubc.json,
 OUT/learning_curves.png and OUT/table.md, and prints the table. Random is
@@ -37,7 +39,10 @@ _CONFIG = config_flags.DEFINE_config_file("config", None, "Protocol config file.
                                           lock_config=False, accept_new_attributes=True)
 _STRATEGIES = flags.DEFINE_list("strategies", ["all"], "Strategy names, or 'all' registered.")
 _SKIP = flags.DEFINE_list("skip", [], "Strategy names to leave out (with 'all').")
-_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per strategy (0..seeds-1).")
+_SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per strategy (0..seeds-1), run side by side "
+                              "as one program (al.num_seeds).")
+_SEQUENTIAL = flags.DEFINE_bool("sequential", False, "Run the seeds one after another instead "
+                                "(one single run each).")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
 flags.mark_flags_as_required(["config", "out"])
 
@@ -87,6 +92,21 @@ def config_for(name: str, seed: int):
   return c
 
 
+def run_strategy(name: str, num_seeds: int, sequential: bool, out: str) -> list[str]:
+  """Runs seeds 0..num_seeds-1 of strategy `name`; returns the run folders, one per seed."""
+  if sequential or num_seeds == 1:
+    dirs = []
+    for seed in range(num_seeds):
+      dirs.append(os.path.join(out, "runs", f"{name}_{seed}"))
+      loop.run(config_for(name, seed), dirs[-1])
+    return dirs
+  c = config_for(name, 0)
+  c.al.num_seeds = num_seeds
+  w = os.path.join(out, "runs", name)
+  loop.run(c, w)
+  return [os.path.join(w, f"seed_{seed}") for seed in range(num_seeds)]
+
+
 def _check_kw_overrides(names: list[str]) -> None:
   """Fails on a strategy.kw override that none of the benchmarked strategies takes."""
   over = config_flags.get_override_values(flags.FLAGS["config"])
@@ -110,11 +130,7 @@ def main(argv):
   out = _OUT.value
   runs = []
   for name in names:
-    for seed in range(_SEEDS.value):
-      c = config_for(name, seed)
-      w = os.path.join(out, "runs", f"{name}_{seed}")
-      loop.run(c, w)
-      runs.append(report.load_run(w))
+    runs += [report.load_run(w) for w in run_strategy(name, _SEEDS.value, _SEQUENTIAL.value, out)]
   summary = report.summarise(runs)
   with open(os.path.join(out, "curves.csv"), "w", newline="") as f:
     wr = csv.writer(f)

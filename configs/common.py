@@ -56,7 +56,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict(dict(hidden=(128,), dropout=0.0))
   c.al = ml_collections.ConfigDict(dict(
       initial_size=20, query_size=20, num_rounds=15, warm_start=False,
-      initial_balanced=False, subset_size=0, validation_size=0))
+      initial_balanced=False, subset_size=0, validation_size=0,
+      # Seeds seed .. seed+num_seeds-1 as one program (al_jax/seeds.py); seed_map
+      # "vmap" (batched, fast) or "map" (one seed after another, bitwise single runs).
+      num_seeds=1, seed_map="vmap"))
   c.strategy = ml_collections.ConfigDict(dict(name="entropy", kw=kw_config(strategy_kw("entropy"))))
   c.score = ml_collections.ConfigDict(dict(batch_size=512, microbatch_size=64))
   c.train = ml_collections.ConfigDict(dict(

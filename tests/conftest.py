@@ -58,6 +58,10 @@ SLOW = (
     "tests/test_loop.py::test_resume_after_a_kill_gives_the_same_ids[True]",
     "tests/test_loop.py::test_every_config_runs_smoke[digits:bald]",  # = device [bald]
     "tests/test_models.py::test_mc_masks_do_not_depend_on_the_batch[cnn-shape1-kw1]",
+    # Parallel seeds against single runs: the default run keeps entropy (vmap
+    # and map), forgetting (a training extension) and typiclust (host-side select).
+    *(f"tests/test_seeds.py::test_each_seed_selects_what_its_single_run_selects[{s}-vmap]"
+      for s in ("random", "coreset", "badge", "bald")),
     # Subprocess variants; in-process tests of the same rule stay (test_faults.py).
     "tests/test_faults.py::test_kill_at_random_points_resumes_to_the_same_ids",
     "tests/test_faults.py::test_second_run_into_a_busy_workdir_fails_at_once_naming_the_holder",

@@ -43,7 +43,11 @@ def test_seeds_are_averaged_within_one_experiment(tmp_path):
   assert s["random"]["aubc_mean"] == pytest.approx((0.55 + 0.65) / 2)
   assert s["entropy"]["acc_mean"] == pytest.approx([0.5, 0.8, 0.9])
   rows = report.table(s).splitlines()
-  assert rows[2].startswith("| entropy | digits | mlp | 2 | 3 | 0.7500 ± 0.0500 | 0.9000 | a0, a1 |")
+  # Sample sd (ddof=1) of 0.7 and 0.8; 95% t-interval with 1 degree of freedom.
+  half = 12.706205 * 0.0707107 / 2 ** 0.5
+  assert s["entropy"]["aubc_ci95"] == pytest.approx([0.75 - half, 0.75 + half], abs=1e-5)
+  assert rows[2].startswith("| entropy | digits | mlp | 2 | 3 | 0.7500 ± 0.0707 | "
+                            f"[{0.75 - half:.4f}, {0.75 + half:.4f}] | 0.9000 | a0, a1 |")
   assert "Not averaged" not in report.table(s)
 
 

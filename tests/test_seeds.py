@@ -1,0 +1,153 @@
+"""al.num_seeds: S runs as one program select what S single runs select.
+
+Each case runs seeds 0 and 1 in parallel and compares every seed's
+selected.jsonl (round -1, the initial set, included) with the single run of
+that seed: the same ids; scores and metrics equal up to float rounding.
+Neither way of lifting is bitwise on XLA:CPU (al_jax/seeds.py): "vmap"
+(batched kernels) moves parameters by ~1e-8 per epoch; "map" (lax.map over
+the seeds) trains bitwise-identically in isolation, but evaluation and pool
+scoring inside its loop round differently (~1e-7 relative).
+"""
+
+import importlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from al_jax import loop, metrics, report
+from tests.helpers import set_fields
+
+S = 2
+# Every result field that is computed (not timed).
+EXACT = ("accuracy", "nll", "ece", "train_loss", "train_accuracy", "num_labelled")
+
+
+def get(spec, **over):
+  name, _, arg = spec.partition(":")
+  c = importlib.import_module(f"configs.{name}").get_config(",".join(filter(None, [arg, "smoke"])))
+  # One query round keeps each case a few seconds; mesh: one device, like a
+  # single CPU run (the 8-device test below covers the mesh).
+  return set_fields(c, {"al.num_rounds": 1, "mesh": [("data", 1)], **over})
+
+
+def read(workdir, name):
+  return metrics.read_jsonl(os.path.join(workdir, name))
+
+
+_SINGLES = {}
+
+
+def single(spec, seed, tmp_path_factory, **over):
+  """The single run of `seed` (cached: both seed maps compare with it)."""
+  key = (spec, seed, json.dumps(over, sort_keys=True))
+  if key not in _SINGLES:
+    w = str(tmp_path_factory.mktemp("single"))
+    loop.run(get(spec, seed=seed, **over), w)
+    _SINGLES[key] = w
+  return _SINGLES[key]
+
+
+# One strategy per selection mechanism: uniform, top-k, k-center, k-means++
+# on gradient embeddings, MC dropout, a training extension, a host-side select.
+CASES = ("random", "entropy", "coreset", "badge", "bald", "forgetting", "typiclust")
+
+
+@pytest.mark.parametrize("strategy,seed_map", [(s, "vmap") for s in CASES] + [("entropy", "map")])
+def test_each_seed_selects_what_its_single_run_selects(strategy, seed_map, tmp_path,
+                                                       tmp_path_factory):
+  # configs/digits.py's own settings (dropout for bald); random and entropy
+  # run configs/default.py, the digits protocol's default.
+  spec, over = ("default", {"strategy.name": strategy}) if strategy in ("random", "entropy") \
+      else (f"digits:{strategy}", {})
+  w = str(tmp_path / "parallel")
+  summaries = loop.run(get(spec, **{"al.num_seeds": S, "al.seed_map": seed_map, **over}), w)
+  assert [s["seed"] for s in summaries] == [0, 1]
+  for seed in range(S):
+    ref = single(spec, seed, tmp_path_factory, **over)
+    d = os.path.join(w, f"seed_{seed}")
+    got, want = read(d, "selected.jsonl"), read(ref, "selected.jsonl")
+    assert [r["ids"] for r in got] == [r["ids"] for r in want], f"seed {seed}"
+    # Scores: pool scoring inside lax.map / vmap rounds differently (~1e-7).
+    np.testing.assert_allclose(sum((r["scores"] for r in got), []),
+                               sum((r["scores"] for r in want), []), rtol=1e-5)
+    for f in ("summary.json", "learning_curve.png", "config.json"):
+      assert os.path.exists(os.path.join(d, f))
+    with open(os.path.join(d, "config.json")) as f:
+      cfg = json.load(f)
+    assert cfg["seed"] == seed and cfg["al"]["num_seeds"] == 1
+    got, want = read(d, "metrics.jsonl"), read(ref, "metrics.jsonl")
+    for k in EXACT:
+      np.testing.assert_allclose([r[k] for r in got], [r[k] for r in want], rtol=1e-5,
+                                 err_msg=f"{k} of seed {seed}")
+  # The report reads the seed folders as single runs: one row of S runs.
+  rows = report.summarise([report.load_run(os.path.join(w, f"seed_{s}")) for s in range(S)])
+  assert [r["runs"] for r in rows.values()] == [S]
+
+
+def test_resume_after_a_kill_gives_the_same_ids(tmp_path, monkeypatch):
+  c = get("default", **{"al.num_rounds": 3, "al.num_seeds": S})
+  full = str(tmp_path / "full")
+  loop.run(c, full)
+  killed = str(tmp_path / "killed")
+  real = loop._check_selection
+  calls = []
+
+  def dies_in_round_2(*args):
+    calls.append(1)
+    if len(calls) == 2 * S + 1:  # the first seed's check of round 2
+      raise KeyboardInterrupt
+    return real(*args)
+
+  monkeypatch.setattr(loop, "_check_selection", dies_in_round_2)
+  with pytest.raises(KeyboardInterrupt):
+    loop.run(c, killed)
+  monkeypatch.setattr(loop, "_check_selection", real)
+  for s in range(S):
+    assert len(read(os.path.join(killed, f"seed_{s}"), "selected.jsonl")) == 3  # -1, 0, 1
+  loop.run(c, killed)
+  for s in range(S):
+    a, b = (os.path.join(d, f"seed_{s}") for d in (full, killed))
+    assert read(a, "selected.jsonl") == read(b, "selected.jsonl")
+    assert [r["round"] for r in read(b, "metrics.jsonl")] == [0, 1, 2, 3]
+
+
+def test_a_diverging_seed_is_named(tmp_path):
+  c = get("default", **{"al.num_seeds": S, "train.learning_rate": 1e6, "seed": 3})
+  with pytest.raises(FloatingPointError, match=r"epoch \d+ \(seed [34]\)"):
+    loop.run(c, str(tmp_path / "w"))
+
+
+def test_seeds_axis_on_the_mesh_selects_the_ids_of_one_device(tmp_path, devices):
+  del devices
+  ids = {}
+  for mesh in ([("data", 1)], [("seeds", 2), ("data", -1)]):
+    w = str(tmp_path / str(len(mesh)))
+    loop.run(get("default", **{"al.num_seeds": S, "mesh": mesh}), w)
+    ids[len(mesh)] = [[r["ids"] for r in read(os.path.join(w, f"seed_{s}"), "selected.jsonl")]
+                      for s in range(S)]
+  assert ids[1] == ids[2]
+
+
+@pytest.mark.parametrize("over,message", [
+    ({"al.num_seeds": 0}, r"al.num_seeds must be an integer >= 1"),
+    ({"al.seed_map": "pmap"}, r"Unknown al.seed_map 'pmap'"),
+    ({"al.num_seeds": 3, "mesh": [("seeds", 2), ("data", -1)]},
+     r"al.num_seeds=3 must be a multiple of the mesh's 'seeds' axis \(2 devices\)"),
+    ({"al.num_seeds": 2, "al.seed_map": "map", "mesh": [("seeds", 2), ("data", -1)]},
+     r"al.seed_map='map' runs the seeds one after another"),
+])
+def test_bad_seed_settings_are_one_error_and_write_nothing(tmp_path, devices, over, message):
+  del devices
+  w = tmp_path / "w"
+  with pytest.raises(ValueError, match=message):
+    loop.run(get("default", **over), str(w))
+  assert not w.exists()
+
+
+def test_single_run_has_no_seed_folders(tmp_path):
+  w = tmp_path / "w"
+  summary = loop.run(get("default"), str(w))
+  assert isinstance(summary, dict) and not list(w.glob("seed_*"))
+  assert np.isfinite(summary["aubc"])
