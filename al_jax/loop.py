@@ -362,7 +362,6 @@ def _run_locked(config, workdir, dirs, mesh, seeds, runs, score_bs, fns, strateg
   warm = bool(al.warm_start)
   subset = int(al.get("subset_size", 0) or 0)
   max_labelled = int(al.initial_size) + num_rounds * budget
-  ext = None  # the extension's state: warm start carries its trained params
 
   initial = np.stack([initial_labelled(jax.random.fold_in(root, _INITIAL_SET_SALT), p.y,
                                        p.valid, int(al.initial_size),
@@ -374,7 +373,8 @@ def _run_locked(config, workdir, dirs, mesh, seeds, runs, score_bs, fns, strateg
   held_dev = seeds.rows(held_out) if held_out.any() else None
   eval_pool = (_lift_jitted(seeds, evaluate.make_evaluate(fns, score_bs, mesh, preprocess=prep),
                             5) if held_out.any() else None)
-  start, labelled, params, rest = _resume_state(ckpt, config, seeds, pool, init_fn, workdir)
+  start, labelled, params, rest, ext = _resume_state(ckpt, config, seeds, pool, init_fn,
+                                                     workdir, strategy.extension)
   if start == 0:
     labelled = initial
   histories = []
@@ -408,7 +408,7 @@ def _run_locked(config, workdir, dirs, mesh, seeds, runs, score_bs, fns, strateg
     t0 = time.perf_counter()
     lab_dev = seeds.rows(labelled & ~held_out)
     # Warm start carries an extension's trained networks too (LL4AL's loss
-    # module); not checkpointed: a resumed run restarts them (follow-up).
+    # module), checkpointed with the model: a resumed run continues them.
     carry = ext.get("params") if warm and isinstance(ext, dict) else None
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
                                   show=bars, validation=held_dev, ext_params=carry)
@@ -471,7 +471,7 @@ def _run_locked(config, workdir, dirs, mesh, seeds, runs, score_bs, fns, strateg
       _write(workdir, append, r)
     _write(workdir, lambda: ckpt.save(r, labelled if seeds.stacked else labelled[0],
                                       {"round": r, "selected": sels[0] is not None},
-                                      (params, rest) if warm else None), r)
+                                      _warm_state(params, rest, ext) if warm else None), r)
     acc = float(np.mean([rec["accuracy"] for rec in records]))
     bar.set_postfix(acc=f"{acc:.3f}", n=records[0]["num_labelled"])
     if log_rounds:
@@ -503,8 +503,17 @@ def _write(workdir, fn, round_=None):
         f"resume") from e
 
 
-def _resume_state(ckpt, config, seeds, pool, init_fn, workdir):
-  """(start round, labelled masks [S, N], params, rest) from the last checkpoint.
+def _warm_state(params, rest, ext):
+  """What a warm start carries to the next round: the model, plus the extension's params."""
+  carry = ext.get("params") if isinstance(ext, dict) else None
+  return (params, rest) if carry is None else (params, rest, carry)
+
+
+def _resume_state(ckpt, config, seeds, pool, init_fn, workdir, extension=None):
+  """(start round, labelled masks [S, N], params, rest, ext) from the last checkpoint.
+
+  ext is {"params": ...} when a warm run's extension carries trained params
+  (LL4AL's loss module), else None.
 
   A checkpoint whose round selected nothing is a finished run's last round.
   When al.num_rounds grew since, that round is redone from the state before
@@ -514,28 +523,33 @@ def _resume_state(ckpt, config, seeds, pool, init_fn, workdir):
   warm = bool(al.warm_start)
   last = ckpt.latest_round()
   if last is None:
-    return 0, None, None, None
+    return 0, None, None, None, None
   shape = (seeds.size, len(pool.y)) if seeds.stacked else (len(pool.y),)
   like = None
   if warm:
-    like = init_fn(seeds.stack([round_keys(jax.random.key(s), 0) for s in seeds.seeds]).init)
+    keys0 = seeds.stack([round_keys(jax.random.key(s), 0) for s in seeds.seeds])
+    like = init_fn(keys0.init)
+    if extension is not None:  # the tree of the extension's carried params
+      ext_init = seeds.lift(lambda k, p, r: extension.init(k, p, r, len(pool.y)), (0, 0, 0))
+      like = _warm_state(*like, ext_init(keys0.train, *like))
+  unpack = lambda t: (t[0], t[1], {"params": t[2]} if len(t) > 2 else None)
   labelled, _, restored = ckpt.restore(last, shape, like)
   labelled = labelled.reshape(seeds.size, len(pool.y))
-  params, rest = restored if warm else (None, None)
+  params, rest, ext = unpack(restored) if warm else (None, None, None)
   selected = int(labelled[0].sum()) > int(al.initial_size) + last * int(al.query_size)
   if selected or last >= int(al.num_rounds):
     logging.info("Resuming %s after round %d (%d labelled)", workdir, last, labelled[0].sum())
-    return last + 1, labelled, params, rest
+    return last + 1, labelled, params, rest, ext
   # Extending: redo round `last` (its labelled set is the one it trained on).
-  params = rest = None
+  params = rest = ext = None
   if warm and last > 0:
     if last - 1 not in ckpt.mgr.all_steps():
       raise WorkdirError(
           f"extending al.num_rounds of a warm-start run needs the checkpoint of round "
           f"{last - 1}, which is gone (ckpt.max_to_keep); use a new --workdir")
-    _, _, (params, rest) = ckpt.restore(last - 1, shape, like)
+    params, rest, ext = unpack(ckpt.restore(last - 1, shape, like)[2])
   logging.info("Extending %s: redoing round %d to make its query", workdir, last)
-  return last, labelled, params, rest
+  return last, labelled, params, rest, ext
 
 
 def initial_record(labelled: np.ndarray, ids: np.ndarray) -> dict:
