@@ -234,7 +234,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
       ext = {k: v for k, v in ext.items() if k != "opt"}
       ext["params"] = ext_params
     if "params" in ext and "opt" not in ext:
-      ext = {**ext, "opt": ext_def.tx.init(ext["params"])}
+      ext = {**ext, "opt": lift(ext_def.tx.init, 1)(ext["params"])}
     # Same input shardings for every call (fresh inits come uncommitted), so
     # the epoch compiles once for the whole run.
     params, rest, opt_state, ext = seeds.put_state((params, rest, opt_state, ext))

@@ -63,6 +63,7 @@ SLOW = (
     # and map), forgetting (a training extension) and typiclust (host-side select).
     *(f"tests/test_seeds.py::test_each_seed_selects_what_its_single_run_selects[{s}-vmap]"
       for s in ("random", "coreset", "badge", "bald")),
+    "tests/test_seeds.py::test_resume_after_a_kill_gives_the_same_ids[digits:ll4al-True]",
     # Subprocess variants; in-process tests of the same rule stay (test_faults.py).
     "tests/test_faults.py::test_kill_at_random_points_resumes_to_the_same_ids",
     "tests/test_faults.py::test_second_run_into_a_busy_workdir_fails_at_once_naming_the_holder",

@@ -86,8 +86,10 @@ def test_each_seed_selects_what_its_single_run_selects(strategy, seed_map, tmp_p
   assert [r["runs"] for r in rows.values()] == [S]
 
 
-def test_resume_after_a_kill_gives_the_same_ids(tmp_path, monkeypatch):
-  c = get("default", **{"al.num_rounds": 3, "al.num_seeds": S})
+@pytest.mark.parametrize("spec,warm", [("default", False), ("digits:ll4al", True)])
+def test_resume_after_a_kill_gives_the_same_ids(tmp_path, monkeypatch, spec, warm):
+  # Warm LL4AL: the stacked model and loss-module states go through the checkpoint.
+  c = get(spec, **{"al.num_rounds": 3, "al.num_seeds": S, "al.warm_start": warm})
   full = str(tmp_path / "full")
   loop.run(c, full)
   killed = str(tmp_path / "killed")
