@@ -153,3 +153,39 @@ def test_single_run_has_no_seed_folders(tmp_path):
   summary = loop.run(get("default"), str(w))
   assert isinstance(summary, dict) and not list(w.glob("seed_*"))
   assert np.isfinite(summary["aubc"])
+
+
+@pytest.mark.parametrize("seed_map", ["map", "vmap"])
+def test_fit_over_seeds_against_one_fit_per_seed(seed_map):
+  """What is exact: "map" trains bitwise like single fits on XLA:CPU; "vmap"
+  only up to rounding (batched kernels). Pins the finding of al_jax/seeds.py."""
+  import jax
+  import ml_collections
+  from al_jax import data, models, seeds as seeds_lib, sharding, train
+  c = ml_collections.ConfigDict(dict(name="synthetic", num_examples=96, num_classes=3,
+                                     shape=(8,), test_size=0.25, normalize=True))
+  pool = data.make_pool(data.load(c, 0).x_train, data.load(c, 0).y_train, 16)
+  mesh = sharding.make_mesh([("data", 1)])
+  fns = models.build("mlp", (8,), 3, hidden=(32,), dropout=0.25)
+  tcfg = ml_collections.ConfigDict(dict(optimizer="adam", learning_rate=1e-2, batch_size=16,
+                                        num_epochs=3, min_steps=0, weight_decay=0.0))
+  labelled = np.zeros((S, len(pool.y)), bool)
+  labelled[0, :40], labelled[1, 20:60] = True, True
+  axis = seeds_lib.SeedAxis(0, S, mesh, seed_map)
+  keys = [jax.random.split(jax.random.key(s)) for s in range(S)]
+  inits = [fns.init(k[0]) for k in keys]
+  x, y = sharding.shard_rows(mesh, pool.x), sharding.shard_rows(mesh, pool.y)
+  one = train.make_fit(fns, tcfg, mesh)
+  singles = [one(*inits[s], x, y, sharding.shard_rows(mesh, labelled[s]), keys[s][1])
+             for s in range(S)]
+  many = train.make_fit(fns, tcfg, mesh, seeds=axis)
+  params, _, _, infos = many(*axis.stack(inits), axis.rows(np.stack([pool.x] * S)),
+                             axis.rows(np.stack([pool.y] * S)), axis.rows(labelled),
+                             axis.stack([k[1] for k in keys]))
+  assert [i.loss for i in infos] != [infos[0].loss] * S  # the seeds trained differently
+  for s in range(S):
+    a, b = jax.tree.leaves(singles[s][0]), jax.tree.leaves(axis.take(params, s))
+    if seed_map == "map":
+      assert all(np.array_equal(u, v) for u, v in zip(a, b)), f"seed {s}"
+    else:
+      assert max(float(np.abs(u - v).max()) for u, v in zip(a, b)) < 1e-5
