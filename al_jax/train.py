@@ -208,6 +208,13 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
   split = lift(jax.random.split, 1)
   fold_in = jax.jit(seeds.lift(jax.random.fold_in, (0, None))) if seeds.stacked else (
       jax.random.fold_in)
+  init_ext_opt = lift(ext_def.tx.init, 1) if ext_def.tx is not None else None
+  ext_inits = {}  # num_rows -> the (lifted) extension init, built once
+
+  def init_ext(k, params, rest, num_rows):
+    if num_rows not in ext_inits:
+      ext_inits[num_rows] = lift(lambda k, p, r: ext_def.init(k, p, r, num_rows), 3)
+    return ext_inits[num_rows](k, params, rest)
 
   def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None,
           ext_params=None):
@@ -227,14 +234,14 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     opt_state = init_opt(params)
     k_ext, key = _split2(split(key), seeds)
     num_rows = int(np.shape(labelled)[-1])
-    ext = lift(lambda k, p, r: ext_def.init(k, p, r, num_rows), 3)(k_ext, params, rest)
+    ext = init_ext(k_ext, params, rest, num_rows)
     if ext_params is not None and "params" in ext:
       # Warm start (LL4AL's reference keeps its loss module across cycles);
       # the optimiser state starts afresh, as the reference rebuilds it.
       ext = {k: v for k, v in ext.items() if k != "opt"}
       ext["params"] = ext_params
     if "params" in ext and "opt" not in ext:
-      ext = {**ext, "opt": lift(ext_def.tx.init, 1)(ext["params"])}
+      ext = {**ext, "opt": init_ext_opt(ext["params"])}
     # Same input shardings for every call (fresh inits come uncommitted), so
     # the epoch compiles once for the whole run.
     params, rest, opt_state, ext = seeds.put_state((params, rest, opt_state, ext))
