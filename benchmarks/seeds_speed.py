@@ -2,6 +2,7 @@
 
   python benchmarks/seeds_speed.py                       # all three models, S = 1, 3, 8
   python benchmarks/seeds_speed.py --models digits_mlp --seeds 1,8 --rounds 3
+  python benchmarks/seeds_speed.py --profile_steps 100 --seeds 8   # ms per training step
 
 For each model and S it runs, back to back in this process, the S seeds as
 one parallel run and then the same S seeds as S single runs (the sequential
@@ -12,8 +13,12 @@ most 3x for 8 seeds of the MLPs on a CPU). Every run is a whole al_jax run
 (train, evaluate, score, select, write, checkpoint) of the model's protocol,
 shortened to --rounds query rounds (and the CNN to fewer epochs and MC
 samples) so the script finishes in minutes. Runs write to a temporary folder.
+--profile_steps N times N training steps per seed instead (a batch of the
+pool, the protocol's optimiser): S single jitted calls against vmap and
+lax.map over the seeds, which says where a parallel run's time goes.
 """
 
+import functools
 import os
 import shutil
 import sys
@@ -40,6 +45,9 @@ _MODELS = flags.DEFINE_list("models", list(MODELS), f"Any of {list(MODELS)}.")
 _SEEDS = flags.DEFINE_list("seeds", ["1", "3", "8"], "Numbers of seeds S.")
 _ROUNDS = flags.DEFINE_integer("rounds", 3, "Query rounds per run (the protocol's are shortened).")
 _SEED_MAP = flags.DEFINE_string("seed_map", "vmap", "al.seed_map of the parallel runs.")
+_PROFILE = flags.DEFINE_integer("profile_steps", 0, "Instead of whole runs: time this many "
+                                "training steps of each model for S seeds: S single jitted "
+                                "calls, vmap and lax.map over the seeds (ms per step).")
 
 
 def config(model: str, rounds: int, **extra):
@@ -58,9 +66,62 @@ def timed(c, root: str) -> float:
   return elapsed
 
 
+def step_profile(model: str, num_seeds: int, steps: int) -> str:
+  """One Markdown row: ms per training step of S seeds, three ways (why a target is missed)."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import optax  # pylint: disable=import-outside-toplevel
+  from al_jax import train  # pylint: disable=import-outside-toplevel
+  c = config(model, 1)
+  _, _, pool, _, fns, _ = loop.setup(c)
+  bsz = int(c.train.batch_size)
+  tx = train.make_optimizer(c.train)
+  unroll = bool(c.train.get("unroll_steps", False))  # the CNN's steps run unrolled on CPU
+
+  def run(params, rest, x, y, key):
+    def step(i, carry):
+      p, o = carry
+      loss = lambda p: optax.softmax_cross_entropy_with_integer_labels(
+          fns.apply_train(p, rest, x, jax.random.fold_in(key, i))[0], y).mean()
+      u, o = tx.update(jax.grad(loss)(p), o, p)
+      return optax.apply_updates(p, u), o
+    return jax.lax.fori_loop(0, steps, step, (params, tx.init(params)), unroll=unroll)[0]
+
+  keys = jax.random.split(jax.random.key(0), num_seeds)
+  params, rest = jax.vmap(fns.init)(keys)
+  x = jax.numpy.stack([pool.x[s * bsz:(s + 1) * bsz] for s in range(num_seeds)])
+  y = jax.numpy.stack([pool.y[s * bsz:(s + 1) * bsz] for s in range(num_seeds)])
+  args = (params, rest, x, y, keys)
+  take = lambda s: jax.tree.map(lambda a: a[s], args)
+  one = jax.jit(run)
+  ways = {"sequential": lambda: [one(*take(s)) for s in range(num_seeds)],
+          "vmap": functools.partial(jax.jit(jax.vmap(run)), *args),
+          "lax.map": functools.partial(jax.jit(lambda *a: jax.lax.map(lambda t: run(*t), a)),
+                                       *args)}
+  ms = {}
+  for name, fn in ways.items():
+    jax.block_until_ready(fn())  # compile
+    times = []
+    for _ in range(3):
+      t = time.perf_counter()
+      jax.block_until_ready(fn())
+      times.append(time.perf_counter() - t)
+    ms[name] = min(times) / steps * 1e3
+  return (f"| {model} | {num_seeds} | {ms['sequential'] / num_seeds:.2f} | {ms['sequential']:.2f} "
+          f"| {ms['vmap']:.2f} | {ms['lax.map']:.2f} |")
+
+
 def main(argv):
   del argv
   logging.set_verbosity(logging.WARNING)
+  if _PROFILE.value:
+    rows = ["| model | S | one seed (ms/step) | S seeds: sequential | vmap | lax.map |",
+            "|---|---|---|---|---|---|"]
+    for model in _MODELS.value:
+      for s in map(int, _SEEDS.value):
+        rows.append(step_profile(model, s, _PROFILE.value))
+        print(rows[-1], flush=True)
+    print("\n".join(rows))
+    return
   root = tempfile.mkdtemp(prefix="seeds_speed_")
   rows = ["| model | S | parallel (s) | sequential (s) | speed-up | parallel / one seed |",
           "|---|---|---|---|---|---|"]
