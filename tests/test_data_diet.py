@@ -117,3 +117,22 @@ def test_prune_mode_reports_accuracies_on_tiny_digits(monkeypatch):
     prune.run(c, 1.0)
   with pytest.raises(ValueError, match="Unknown prune method"):
     prune.run(c, 0.5, "loss")
+
+
+def test_prune_grand_scores_use_taps_equal_to_vmap_grad(monkeypatch):
+  """prune's GraNd scores come from the layer taps (no vmap(grad) call) and
+  equal the vmap(grad) reference on a tiny digits pool."""
+  from configs import digits
+  c = digits.get_config("grand,smoke")
+  c.data.max_train, c.data.max_test = 40, 16
+  c.mesh = [("data", 1)]
+  mesh, _, pool, score_bs, fns, _ = prune.loop.setup(c)
+  ref = prune.score_rows(c, "grand", 1, 0, mesh, pool, score_bs, fns, path="vmap")
+
+  def no_vmap(*a, **kw):
+    raise AssertionError("prune's GraNd called vmap(grad)")
+  monkeypatch.setattr(per_example, "grad_norms", no_vmap)
+  got = prune.score_rows(c, "grand", 1, 0, mesh, pool, score_bs, fns)
+  valid = np.isfinite(ref)
+  assert valid.sum() == 40 and (np.isfinite(got) == valid).all()
+  np.testing.assert_allclose(got[valid], ref[valid], rtol=1e-5)

@@ -206,3 +206,40 @@ def test_bfloat16_compute_keeps_the_layers_tapped():
   got = jax.jit(lambda p: per_example.tap_grad_norms(fb, p, rest, x, y))(params)
   ref = per_example.grad_norms(fb, params, rest, x, y, 4)
   np.testing.assert_allclose(got, ref, rtol=5e-2)  # both bfloat16 networks
+
+
+def test_predicted_labels_come_from_the_same_forward_pass():
+  fns, params, rest, x, _ = _model("mlp")
+  yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+  got = jax.jit(lambda p: per_example.tap_grad_norms(fns, p, rest, x))(params)
+  np.testing.assert_allclose(got, per_example.grad_norms(fns, params, rest, x, yhat, 4),
+                             rtol=1e-5)
+
+
+def test_tapped_max_pool_and_conv_pull_back_like_the_model_ops():
+  """The taps' own max pool (first maximum of a window takes the cotangent,
+  with many equal values) and stride-1 conv (input gradient as a flipped-kernel
+  convolution) give the values and gradients of nnx.max_pool / conv2d."""
+  from al_jax.models import conv as conv_mod
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.integers(0, 3, (3, 7, 6, 2)).astype(np.float32))  # ties everywhere
+
+  def tapped(fn):
+    def run(*a):
+      with taps.intercept(taps.Recorder(ids={})):
+        return fn(*a)
+    return run
+
+  pool = lambda v: nnx.max_pool(v, (2, 2), strides=(2, 2))
+  (y0, b0), (y1, b1) = jax.vjp(pool, x), jax.vjp(tapped(pool), x)
+  g = jnp.asarray(rng.normal(size=y0.shape).astype(np.float32))
+  np.testing.assert_array_equal(y1, y0)
+  np.testing.assert_array_equal(b1(g)[0], b0(g)[0])
+  for padding, k in (("VALID", 3), ("SAME", 4)):
+    w = jnp.asarray(rng.normal(size=(k, k, 2, 3)).astype(np.float32))
+    conv = lambda v, u: conv_mod.conv2d(v, u, padding)
+    (y0, b0), (y1, b1) = jax.vjp(conv, x, w), jax.vjp(tapped(conv), x, w)
+    g = jnp.asarray(rng.normal(size=y0.shape).astype(np.float32))
+    np.testing.assert_allclose(y1, y0, rtol=1e-6)
+    for u, v in zip(b1(g), b0(g)):
+      np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
