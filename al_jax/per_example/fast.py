@@ -4,10 +4,11 @@ layer taps: one forward pass, then one backward pass per cotangent.
 The cross-entropy gradient w.r.t. the logits of example i for label c is
 q_i = softmax(z_i) - e_c, so per-example parameter gradients are the
 pullback of the [B, C] cotangent q; every function here builds q, pulls it
-back once (C times for `class_grad_norms`, EGL) and reduces each layer with
-`layers`. Memory is O(batch x activations) (plus, for a kernel reduced in
-the "full" form, the batch's small per-example kernel gradients); no
-full-network per-example gradient is ever formed.
+back once (C times, as one vmapped pullback, for `class_grad_norms`, EGL)
+and reduces each layer with `layers`. The norms run over row chunks
+(`chunk_rows`), so memory is O(chunk x cotangents x activations) (plus, for
+a kernel reduced in the "full" form, the chunk's small per-example kernel
+gradients); no full-network per-example gradient is ever formed.
 
 The sketch of `projections` is fixed by `seed` and the parameter's leaf
 index: a Khatri-Rao Gaussian sketch (r1 (x) r2 per row) for kernels, a dense
