@@ -243,3 +243,22 @@ def test_tapped_max_pool_and_conv_pull_back_like_the_model_ops():
     np.testing.assert_allclose(y1, y0, rtol=1e-6)
     for u, v in zip(b1(g), b0(g)):
       np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
+def test_row_chunks_give_the_same_norms_on_one_and_eight_devices(devices, name):
+  """Forced small chunks (3 rows of 16: padded, strided over the shards) equal
+  one unchunked pass, also with the rows sharded over 8 devices."""
+  fns, params, rest, x, y = _model(name, n=14, pad=2)
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=devices)
+  rows = NamedSharding(mesh, P("data"))
+
+  def fn(r):
+    return jax.jit(lambda p, x, y: (per_example.tap_grad_norms(fns, p, rest, x, y, rows=r),
+                                    per_example.tap_class_grad_norms(fns, p, rest, x, rows=r)))
+  whole = fn(10 ** 6)(params, x, y)
+  for got in (fn(3)(params, x, y), fn(3)(params, jax.device_put(x, rows), jax.device_put(y, rows))):
+    for a, b in zip(got, whole):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert fast.chunk_rows(taps.discover(fns, params, rest, x[:1])[0], 10, 1 << 10) >= 1
