@@ -190,7 +190,7 @@ def setup(config):
   """Everything that can fail on bad input, done before touching the workdir."""
   check_config(config)
   mesh = sharding.make_mesh(config.mesh)
-  ds = data.load(config.data, int(config.seed))
+  ds = data.get(**config.data, seed=int(config.seed))
   shards = sharding.num_data_shards(mesh)
   if int(config.train.batch_size) % shards:
     raise ValueError(f"train.batch_size={config.train.batch_size} must be a multiple of "
@@ -272,7 +272,7 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
   @jax.jit
   def score_pool(params, rest, x, ids, key, ext):
     # Global ids ride along: per-example MC dropout masks are keyed by them.
-    return sharding.map_batches(
+    return sharding.chunked_map(
         lambda b: strategy.score(params, rest, {"x": prep(b["x"]), "ids": b["ids"]}, key,
                                  ext),
         {"x": x, "ids": ids}, score_bs, mesh)

@@ -111,6 +111,6 @@ def test_end_to_end_score_on_a_real_model():
   fns = models.build("mlp", (4,), 3, hidden=(8,))
   params, rest = fns.init(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (10, 4))
-  logits = np.asarray(fns.apply(params, rest, x), np.float64)
+  logits = np.asarray(fns.apply(params, rest, x)[0], np.float64)
   got = strategies.get("margin", fns).score(params, rest, {"x": x}, None)
   np.testing.assert_allclose(got, np_scores(logits)["margin"], rtol=1e-4, atol=1e-6)

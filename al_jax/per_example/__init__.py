@@ -16,12 +16,12 @@ from al_jax.per_example.fast import loss_dot as tap_loss_dot
 from al_jax.per_example.fast import projections as grad_projections
 from al_jax.per_example.reference import (batch_losses, class_grad_norms, example_loss,
                                           grad_norms, hvp, last_layer_class_grad_norms,
-                                          last_layer_inputs, loss_dot, microbatched,
+                                          last_layer_inputs, loss_dot,
                                           tree_dot, tree_sq_norm)
 
 PATHS = ("taps", "vmap")
 
 __all__ = ["PATHS", "batch_losses", "class_grad_norms", "example_loss", "grad_norms",
            "grad_projections", "hvp", "last_layer_class_grad_norms", "last_layer_inputs",
-           "loss_dot", "microbatched", "tap_class_grad_norms", "tap_grad_norms",
+           "loss_dot", "tap_class_grad_norms", "tap_grad_norms",
            "tap_loss_dot", "tree_dot", "tree_sq_norm"]
