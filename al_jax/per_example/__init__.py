@@ -1,7 +1,7 @@
 """Per-example gradient maps shared by EGL, BADGE, GraNd, ISAL and TracIn.
 
 Two paths to full-network per-example gradients:
-* `reference` (vmap(grad), microbatched): `grad_norms`, `class_grad_norms`,
+* `reference` (vmap(grad), in microbatches): `grad_norms`, `class_grad_norms`,
   `loss_dot` (one jvp) and the last-layer closed forms; kept as the test
   reference and for `path="vmap"`;
 * `fast` (layer taps, the default of the strategies): `tap_grad_norms`,
