@@ -56,6 +56,7 @@ SLOW = (
     "tests/test_accuracy_benchmark.py::"
     "test_runs_each_strategy_with_its_own_config_and_the_overrides",
     "tests/test_loop.py::test_resume_after_a_kill_gives_the_same_ids[True]",
+    "tests/test_loop.py::test_warm_ll4al_resume_continues_the_loss_module",  # ~20 s CPU
     "tests/test_loop.py::test_every_config_runs_smoke[digits:bald]",  # = device [bald]
     "tests/test_models.py::test_mc_masks_do_not_depend_on_the_batch[cnn-shape1-kw1]",
     # Subprocess variants; in-process tests of the same rule stay (test_faults.py).
