@@ -421,7 +421,7 @@ def _resume_state(ckpt, config, root, pool, init_fn, workdir, extension=None):
     return 0, None, None, None, None
   like = init_fn(round_keys(root, 0).init) if warm else None
   if warm and extension is not None:  # the tree of the extension's carried params
-    like = _warm_state(*like, extension.init(round_keys(root, 0).train, *like, len(pool.y)))
+    like = _warm_state(*like, extension.init(round_keys(root, 0).train, *like, pool.x))
   unpack = lambda t: (t[0], t[1], {"params": t[2]} if len(t) > 2 else None)
   labelled, _, restored = ckpt.restore(last, len(pool.y), like)
   params, rest, ext = unpack(restored) if warm else (None, None, None)
