@@ -27,12 +27,13 @@ def np_select(scores, valid, labelled, budget):
 
 
 class FakeFns:
-  """apply returns the input itself: scores become a function of the logits we choose."""
+  """apply returns the input itself as the logits: scores become a function of the logits we
+  choose."""
 
   @staticmethod
   def apply(params, rest, x):
     del params, rest
-    return x
+    return x, {"pre_logits": x, "stages": []}
 
 
 @pytest.mark.parametrize("name", ["least_confidence", "entropy", "margin"])
