@@ -95,8 +95,8 @@ def test_query_matches_the_reference_ranking_on_1_and_8_devices(devices):
   # Brute force, as the reference: total = 0.5 L2 + 0.5 L1 of log p - 10 D; smallest first.
   logits = np.asarray(fns.apply(params, rest, jnp.asarray(x))[0], np.float64)
   logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-  d, _ = np_critic(ext["critic"], np.asarray(fns.apply(params, rest, jnp.asarray(x))[1]["pre_logits"],
-                                             np.float64))
+  h = fns.apply(params, rest, jnp.asarray(x))[1]["pre_logits"]
+  d, _ = np_critic(ext["critic"], np.asarray(h, np.float64))
   total = 0.5 * np.linalg.norm(logp, axis=-1) + 0.5 * (-logp).sum(-1) - 10 * d
   unl = np.flatnonzero(np.asarray(pool.unlabelled))
   ref = unl[np.argsort(total[unl], kind="stable")[:9]]
