@@ -192,3 +192,29 @@ def test_long_epoch_steps_and_weights_inside_the_compiled_epoch(devices):
     # Long epochs cycle the 24 labelled rows over 72 rows (5 batches), all counted
     # (the reference's zipped loader); short ones weight the 8 wrap-around rows 0.
     assert int(ext["n"]) == 40 * steps and float(ext["w"]) == 40 * rows, (long_epoch, ext)
+
+
+def test_one_train_mode_forward_pass_per_set_and_step():
+  # The critic's step reuses the loss's train-mode features: no forward pass of its own.
+  fns = models.build("mlp", (4,), 2, hidden=(8,), dropout=0.5)
+  calls = []
+
+  def counted(name):
+    return lambda *a: calls.append(name) or getattr(fns, name)(*a)
+
+  strat = strategies.get("waal", fns._replace(apply=counted("apply"),
+                                              apply_train=counted("apply_train")))
+  params, rest = fns.init(jax.random.key(0))
+  x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+  batch = {"x": jnp.asarray(x), "y": jnp.zeros(8, jnp.int32), "w": jnp.ones(8),
+           "x_u": jnp.asarray(x + 1.0)}
+  key = jax.random.key(1)
+  ext = strat.extension.init(key, params, rest, x)
+  _, (_, _, side) = strat.extension.loss(params, rest, ext, batch, key, 0)
+  new = strat.extension.after_step(params, rest, ext, {**batch, **side}, key, 0)
+  assert calls == ["apply_train", "apply_train"], calls
+  # The features it trained on are the train-mode ones (dropout on) of that pass.
+  train_h = fns.apply_train(params, rest, batch["x"], key)[0][1]["pre_logits"]
+  np.testing.assert_array_equal(side["h_l"], train_h)
+  assert not np.allclose(side["h_l"], fns.apply(params, rest, batch["x"])[1]["pre_logits"])
+  assert np.isfinite(float(new["w_dist"]))
