@@ -210,7 +210,7 @@ def test_bfloat16_compute_keeps_the_layers_tapped():
 
 def test_predicted_labels_come_from_the_same_forward_pass():
   fns, params, rest, x, _ = _model("mlp")
-  yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+  yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
   got = jax.jit(lambda p: per_example.tap_grad_norms(fns, p, rest, x))(params)
   np.testing.assert_allclose(got, per_example.grad_norms(fns, params, rest, x, yhat, 4),
                              rtol=1e-5)
