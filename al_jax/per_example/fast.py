@@ -21,8 +21,8 @@ E[<P g, P h>] = <g, h>; the k rows are summed over layers and scaled by
 import jax
 import jax.numpy as jnp
 
+from al_jax import sharding
 from al_jax.per_example import layers
-from al_jax.per_example.reference import microbatched
 from al_jax.per_example.taps import Forward, discover, forward
 
 
@@ -139,7 +139,7 @@ def _chunked(fn, fns, params, rest, x, tree, num_cotangents, rows):
   if rows >= n:
     return fn(x, *tree)
   rows = -(-n // -(-n // rows))  # equal chunks: the least padding for that count
-  return microbatched(lambda t: fn(*t), (x,) + tuple(tree), rows)
+  return sharding.chunked_map(lambda t: fn(*t), (x,) + tuple(tree), rows, strided=True)
 
 
 def grad_norms(fns, params, rest, x, y=None, *, rows=None) -> jax.Array:
