@@ -55,8 +55,11 @@ def true_joint_mi(logp: np.ndarray, idx, num: int = 1_000_000, seed: int = 0,
   return total / num - cond
 
 
-def select(logp: np.ndarray, budget: int, num_configs: int, key: int) -> np.ndarray:
-  """al_jax's BatchBALD on the whole pool (ids = positions + 10^6, mapped back)."""
+def select(logp: np.ndarray, budget: int, num_configs: int, key: int, **kw) -> np.ndarray:
+  """al_jax's BatchBALD on the whole pool (ids = positions + 10^6, mapped back).
+
+  kw: further batchbald_select keywords (num_final_configs, shortlist).
+  """
   import jax
   import jax.numpy as jnp
   from al_jax.strategies import batchbald
@@ -65,7 +68,7 @@ def select(logp: np.ndarray, budget: int, num_configs: int, key: int) -> np.ndar
   pool = PoolView(jnp.arange(n, dtype=jnp.int32) + 10**6, jnp.ones(n, bool),
                   jnp.zeros(n, bool), jnp.full(n, -1, jnp.int32))
   ids, _ = jax.jit(lambda l, kk: batchbald.batchbald_select(
-      l, pool, budget, kk, num_configs=num_configs))(jnp.asarray(logp), jax.random.key(key))
+      l, pool, budget, kk, num_configs=num_configs, **kw))(jnp.asarray(logp), jax.random.key(key))
   return np.asarray(ids) - 10**6
 
 

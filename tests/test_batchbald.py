@@ -170,3 +170,65 @@ def test_stratified_sampling_keeps_the_batch_quality():
   for key in range(3):
     ids = select(logp, 10, 1000, key)
     assert true_joint_mi(logp, ids, 300_000) >= ref - 0.03
+
+
+def test_refinement_decides_on_exact_joint_entropies_when_the_screen_is_sampled():
+  """Screen on 12 sampled configurations, decide on all 3^5 tuples: every pick
+  equals exhaustive greedy enumeration (float64 NumPy), ids != positions.
+  Without the refinement level the sampled screen alone picks differently."""
+  c, k, budget = 3, 6, 6
+  logp = random_logp(11, 40, k, c)
+  pool = make_pool(36, 40, 6, 11, id_offset=700)
+  p = np.exp(np.asarray(logp, np.float64))
+  ref_ids, ref_mi = np_greedy(p, np.asarray(pool.valid & ~pool.labelled), budget)
+  sel = lambda refine: jax.jit(lambda l, pl, key: bb.batchbald_select(
+      l, pl, budget, key, num_configs=12, refine=refine, chunk_size=7))
+  # Shortlist of 64 >= N: the exact level sees every row, whatever the screen says.
+  refined, screen_only = sel(((64, c ** (budget - 1)),)), sel(())
+  misses = 0
+  for seed in range(4):
+    ids, mi = refined(logp, pool, jax.random.key(seed))
+    np.testing.assert_array_equal(np.asarray(ids), ref_ids + 700)
+    np.testing.assert_allclose(mi, ref_mi, rtol=1e-4, atol=1e-5)
+    misses += not np.array_equal(np.asarray(screen_only(logp, pool, jax.random.key(seed))[0]),
+                                 ref_ids + 700)
+  assert misses > 0  # The refinement is what makes the picks exact here.
+
+
+def test_shortlists_keep_the_screen_winners_through_every_level():
+  """An exact screen, then two shrinking shortlists (8, then 3): the winner of
+  an exact screen is in every shortlist, so the picks are the exhaustive ones
+  (a level indexing the pool by shortlist position would pick other rows)."""
+  c, k, budget = 3, 5, 5
+  logp = random_logp(12, 48, k, c)
+  pool = make_pool(44, 48, 9, 12, id_offset=300)
+  p = np.exp(np.asarray(logp, np.float64))
+  ref_ids, ref_mi = np_greedy(p, np.asarray(pool.valid & ~pool.labelled), budget)
+  m = c ** (budget - 1)
+  ids, mi = jax.jit(lambda l, pl, key: bb.batchbald_select(
+      l, pl, budget, key, num_configs=m, refine=((8, m), (3, m)), chunk_size=5))(
+          logp, pool, jax.random.key(0))
+  np.testing.assert_array_equal(np.asarray(ids), ref_ids + 300)
+  np.testing.assert_allclose(mi, ref_mi, rtol=1e-4, atol=1e-5)
+
+
+def test_numpy_reference_is_exhaustive_greedy_when_exact_and_reports_its_leads():
+  from benchmarks.batchbald_reference import reference_select
+  logp = np.asarray(random_logp(4, 30, 6, 3))
+  p = np.exp(logp.astype(np.float64))
+  ref_ids, _ = np_greedy(p, np.ones(30, bool), 5)
+  ids, info = reference_select(logp, 5, num_screen=18, num_final=600, exact_max=3 ** 4,
+                               shortlist=10)
+  np.testing.assert_array_equal(ids, ref_ids)
+  assert all(i["exact"] and i["se"] == 0 and i["lead"] >= 0 for i in info)
+  # Sampled (exact_max = 1): same first pick, positive standard errors of the leads after.
+  ids_s, info_s = reference_select(logp, 5, num_screen=18, num_final=60_000, exact_max=1,
+                                   shortlist=10)
+  assert ids_s[0] == ref_ids[0] and all(i["se"] > 0 for i in info_s[1:])
+  assert not any(i["exact"] for i in info_s[1:])
+
+
+def test_rejects_bad_refine_levels():
+  for bad in (((32, 10_000), (64, 100_000)), ((32, 500),), ((0, 10_000),)):
+    with pytest.raises(ValueError, match="refine"):
+      strategies.get("batchbald", None, num_configs=1000, refine=bad)
