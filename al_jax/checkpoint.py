@@ -1,7 +1,8 @@
 """Orbax checkpoints after every round: {round, labelled mask, params if warm}.
 
-Resuming restores the labelled mask (and params for warm starts) of the last
-finished round; every later key is `fold_in(root, round)`, so the resumed run
+For warm starts "params" is (params, rest), plus the training extension's
+carried params (LL4AL's loss module) where it has any. Resuming restores the
+labelled mask (and those params for warm starts) of the last finished round; every later key is `fold_in(root, round)`, so the resumed run
 selects exactly what an uninterrupted run would.
 """
 

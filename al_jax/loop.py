@@ -296,7 +296,8 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
   held_dev = sharding.shard_rows(mesh, held_out) if held_out.any() else None
   eval_pool = (evaluate.make_evaluate(fns, score_bs, mesh, preprocess=prep)
                if held_out.any() else None)
-  start, labelled, params, rest = _resume_state(ckpt, config, root, pool, init_fn, workdir)
+  start, labelled, params, rest, ext = _resume_state(ckpt, config, root, pool, init_fn, workdir,
+                                                     strategy.extension)
   if start == 0:
     labelled = initial
   history = _rounds_before(metrics.read_jsonl(metrics_path), start)
@@ -326,7 +327,7 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
     t0 = time.perf_counter()
     lab_dev = sharding.shard_rows(mesh, labelled & ~held_out)
     # Warm start carries an extension's trained networks too (LL4AL's loss
-    # module); not checkpointed: a resumed run restarts them (follow-up).
+    # module), checkpointed with the model: a resumed run continues them.
     carry = ext.get("params") if warm and isinstance(ext, dict) else None
     params, rest, ext, info = fit(params, rest, x_pool, y_pool, lab_dev, keys.train,
                                   show=bars, validation=held_dev, ext_params=carry)
@@ -374,7 +375,7 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
           sel is not None and metrics.append_jsonl(selected_path, sel),
           metrics.append_jsonl(metrics_path, record)), r)
     _write(workdir, lambda: ckpt.save(r, labelled, {"round": r, "selected": sel is not None},
-                                      (params, rest) if warm else None), r)
+                                      _warm_state(params, rest, ext) if warm else None), r)
     bar.set_postfix(acc=f"{m['accuracy']:.3f}", n=record["num_labelled"])
     if log_rounds:
       print(f"{config.strategy.name} round {r}/{num_rounds}: {record['num_labelled']} labelled, "
@@ -397,8 +398,17 @@ def _write(workdir, fn, round_=None):
         f"resume") from e
 
 
-def _resume_state(ckpt, config, root, pool, init_fn, workdir):
-  """(start round, labelled mask, params, rest) from the last checkpoint.
+def _warm_state(params, rest, ext):
+  """What a warm start carries to the next round: the model, plus the extension's params."""
+  carry = ext.get("params") if isinstance(ext, dict) else None
+  return (params, rest) if carry is None else (params, rest, carry)
+
+
+def _resume_state(ckpt, config, root, pool, init_fn, workdir, extension=None):
+  """(start round, labelled mask, params, rest, ext) from the last checkpoint.
+
+  ext is {"params": ...} when a warm run's extension carries trained params
+  (LL4AL's loss module), else None.
 
   A checkpoint whose round selected nothing is a finished run's last round.
   When al.num_rounds grew since, that round is redone from the state before
@@ -408,24 +418,27 @@ def _resume_state(ckpt, config, root, pool, init_fn, workdir):
   warm = bool(al.warm_start)
   last = ckpt.latest_round()
   if last is None:
-    return 0, None, None, None
+    return 0, None, None, None, None
   like = init_fn(round_keys(root, 0).init) if warm else None
+  if warm and extension is not None:  # the tree of the extension's carried params
+    like = _warm_state(*like, extension.init(round_keys(root, 0).train, *like, len(pool.y)))
+  unpack = lambda t: (t[0], t[1], {"params": t[2]} if len(t) > 2 else None)
   labelled, _, restored = ckpt.restore(last, len(pool.y), like)
-  params, rest = restored if warm else (None, None)
+  params, rest, ext = unpack(restored) if warm else (None, None, None)
   selected = int(labelled.sum()) > int(al.initial_size) + last * int(al.query_size)
   if selected or last >= int(al.num_rounds):
     logging.info("Resuming %s after round %d (%d labelled)", workdir, last, labelled.sum())
-    return last + 1, labelled, params, rest
+    return last + 1, labelled, params, rest, ext
   # Extending: redo round `last` (its labelled set is the one it trained on).
-  params = rest = None
+  params = rest = ext = None
   if warm and last > 0:
     if last - 1 not in ckpt.mgr.all_steps():
       raise WorkdirError(
           f"extending al.num_rounds of a warm-start run needs the checkpoint of round "
           f"{last - 1}, which is gone (ckpt.max_to_keep); use a new --workdir")
-    _, _, (params, rest) = ckpt.restore(last - 1, len(pool.y), like)
+    params, rest, ext = unpack(ckpt.restore(last - 1, len(pool.y), like)[2])
   logging.info("Extending %s: redoing round %d to make its query", workdir, last)
-  return last, labelled, params, rest
+  return last, labelled, params, rest, ext
 
 
 def initial_record(labelled: np.ndarray, ids: np.ndarray) -> dict:

@@ -79,7 +79,18 @@ def test_selected_ids_are_new_valid_and_reproducible(tmp_path):
 
 @pytest.mark.parametrize("warm", [False, True])
 def test_resume_after_a_kill_gives_the_same_ids(tmp_path, monkeypatch, warm):
-  c = get(**{"al.num_rounds": 4, "al.warm_start": warm})
+  _kill_resume_matches_uninterrupted(get(**{"al.num_rounds": 4, "al.warm_start": warm}),
+                                     tmp_path, monkeypatch)
+
+
+def test_warm_ll4al_resume_continues_the_loss_module(tmp_path, monkeypatch):
+  # The loss module is carried across rounds (warm start) and checkpointed with
+  # the backbone; a resume that restarted it would rank the pool differently.
+  _kill_resume_matches_uninterrupted(
+      get("digits:ll4al", **{"al.num_rounds": 3, "al.warm_start": True}), tmp_path, monkeypatch)
+
+
+def _kill_resume_matches_uninterrupted(c, tmp_path, monkeypatch):
   full = str(tmp_path / "full")
   loop.run(c, full)
 
@@ -102,7 +113,7 @@ def test_resume_after_a_kill_gives_the_same_ids(tmp_path, monkeypatch, warm):
   assert selected(killed) == selected(full)
   m_full = metrics.read_jsonl(os.path.join(full, "metrics.jsonl"))
   m_res = metrics.read_jsonl(os.path.join(killed, "metrics.jsonl"))
-  assert [r["round"] for r in m_res] == [0, 1, 2, 3, 4]
+  assert [r["round"] for r in m_res] == list(range(c.al.num_rounds + 1))
   np.testing.assert_allclose([r["accuracy"] for r in m_res], [r["accuracy"] for r in m_full])
 
 
