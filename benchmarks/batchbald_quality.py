@@ -1,14 +1,19 @@
-"""BatchBALD batch quality: agreement with a large-M run and the true joint MI.
+"""BatchBALD batch quality: agreement with a float64 reference and the true joint MI.
 
-  python benchmarks/batchbald_quality.py --n 5000 --ms 1000,4000 --ref_m 20000 --keys 0,1,2,3,4
+  python benchmarks/batchbald_quality.py --n 5000 --keys 0,1,2,3,4
+  python benchmarks/batchbald_quality.py --n 5000 --refine "()"   # the screen alone
 
 Inputs: MC log-probabilities [N, K, C] of i.i.d. N(0, 2^2) logits (the
-synthetic case of the issue that measured the peers). For each M in --ms and
-each key, al_jax picks a batch of --budget; the table shows how many picks it
-shares with the --ref_m run (key 0) and the batch's true joint mutual
-information I(y_B; w), a Monte-Carlo estimate (`true_joint_mi`, --mc_samples
-draws, float64) that does not depend on the selection's own estimator.
-`num_configs` (M) is the speed / quality knob: cost per pick O(M K N C).
+synthetic case of issue 17). The reference is the float64 NumPy BatchBALD of
+benchmarks/batchbald_reference.py (exact joint entropies while C^(n-1) <=
+--ref_exact, else --ref_final stratified samples); it prints each pick's lead
+over the runner-up and that lead's standard error (a lead under ~3 standard
+errors is a near-tie). For each key, al_jax picks a batch with --m and
+--refine; the table shows how many leading picks equal the reference's, how
+many picks the two batches share, and the batch's true joint mutual
+information I(y_B; w) (`true_joint_mi`, --mc_samples draws, float64), a
+measure that does not depend on either selection's estimator.
+`num_configs` (M) and `refine` are the speed / quality knobs.
 """
 
 import argparse
@@ -90,31 +95,45 @@ def select(logp: np.ndarray, budget: int, num_configs: int, key: int, **kw) -> n
 
 
 def main():
+  import ast
+
+  from benchmarks.batchbald_reference import reference_select
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--n", type=int, default=5000)
   p.add_argument("--k", type=int, default=20)
   p.add_argument("--c", type=int, default=10)
   p.add_argument("--budget", type=int, default=10)
-  p.add_argument("--ms", default="1000,4000")
-  p.add_argument("--ref_m", type=int, default=20000)
+  p.add_argument("--m", type=int, default=1000, help="al_jax num_configs")
+  p.add_argument("--refine", default=None, help="al_jax refine levels (Python literal)")
   p.add_argument("--keys", default="0,1,2,3,4")
+  p.add_argument("--ref_seed", type=int, default=0)
+  p.add_argument("--ref_final", type=int, default=200_000)
+  p.add_argument("--ref_exact", type=int, default=100_000)
   p.add_argument("--mc_samples", type=int, default=1_000_000)
   args = p.parse_args()
+  kw = {} if args.refine is None else {"refine": ast.literal_eval(args.refine)}
   logp = iid_logp(args.n, args.k, args.c)
-  ref = select(logp, args.budget, args.ref_m, 0)
-  ref_mi = true_joint_mi(logp, ref, args.mc_samples)
-  print(f"N = {args.n}, K = {args.k}, C = {args.c}, batch {args.budget}; reference: "
-        f"M = {args.ref_m}, key 0, true joint MI {ref_mi:.4f}\n")
-  print("| M | key | seconds | picks shared with the reference | true joint MI |")
-  print("|---|---|---|---|---|")
-  for m in map(int, args.ms.split(",")):
-    for key in map(int, args.keys.split(",")):
-      t0 = time.perf_counter()
-      ids = select(logp, args.budget, m, key)
-      sec = time.perf_counter() - t0
-      shared = len(set(ids.tolist()) & set(ref.tolist()))
-      print(f"| {m} | {key} | {sec:.1f} | {shared} / {args.budget} | "
-            f"{true_joint_mi(logp, ids, args.mc_samples):.4f} |", flush=True)
+  t0 = time.perf_counter()
+  ref, info = reference_select(logp, args.budget, seed=args.ref_seed, num_screen=2000,
+                               num_final=args.ref_final, exact_max=args.ref_exact, shortlist=48)
+  ref_mi, ref_se = true_joint_mi(logp, ref, args.mc_samples), true_joint_mi_se(
+      logp, ref, args.mc_samples)
+  print(f"N = {args.n}, K = {args.k}, C = {args.c}, batch {args.budget}; reference (seed "
+        f"{args.ref_seed}, {time.perf_counter() - t0:.0f} s): true joint MI {ref_mi:.5f} "
+        f"± {ref_se:.5f}; ceiling log K = {np.log(args.k):.5f}")
+  print("reference leads (nats): " + ", ".join(
+      f"{i['lead']:.5f}" + ("" if i["exact"] else f" (se {i['se']:.5f})") for i in info) + "\n")
+  print("| M | refine | key | seconds | leading picks equal | picks shared | true joint MI |")
+  print("|---|---|---|---|---|---|---|")
+  for key in map(int, args.keys.split(",")):
+    t0 = time.perf_counter()
+    ids = select(logp, args.budget, args.m, key, **kw)
+    sec = time.perf_counter() - t0
+    lead = next((i for i in range(args.budget) if ids[i] != ref[i]), args.budget)
+    shared = len(set(ids.tolist()) & set(ref.tolist()))
+    print(f"| {args.m} | {args.refine or 'default'} | {key} | {sec:.1f} | {lead} | "
+          f"{shared} / {args.budget} | {true_joint_mi(logp, ids, args.mc_samples):.5f} |",
+          flush=True)
 
 
 if __name__ == "__main__":
