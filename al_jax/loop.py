@@ -190,7 +190,7 @@ def setup(config):
   """Everything that can fail on bad input, done before touching the workdir."""
   check_config(config)
   mesh = sharding.make_mesh(config.mesh)
-  ds = data.load(config.data, int(config.seed))
+  ds = data.get(**config.data, seed=int(config.seed))
   shards = sharding.num_data_shards(mesh)
   if int(config.train.batch_size) % shards:
     raise ValueError(f"train.batch_size={config.train.batch_size} must be a multiple of "
@@ -272,7 +272,7 @@ def _run_locked(config, workdir, mesh, ds, pool, score_bs, fns, strategy, writer
   @jax.jit
   def score_pool(params, rest, x, ids, key, ext):
     # Global ids ride along: per-example MC dropout masks are keyed by them.
-    return sharding.map_batches(
+    return sharding.chunked_map(
         lambda b: strategy.score(params, rest, {"x": prep(b["x"]), "ids": b["ids"]}, key,
                                  ext),
         {"x": x, "ids": ids}, score_bs, mesh)
@@ -421,7 +421,7 @@ def _resume_state(ckpt, config, root, pool, init_fn, workdir, extension=None):
     return 0, None, None, None, None
   like = init_fn(round_keys(root, 0).init) if warm else None
   if warm and extension is not None:  # the tree of the extension's carried params
-    like = _warm_state(*like, extension.init(round_keys(root, 0).train, *like, len(pool.y)))
+    like = _warm_state(*like, extension.init(round_keys(root, 0).train, *like, pool.x))
   unpack = lambda t: (t[0], t[1], {"params": t[2]} if len(t) > 2 else None)
   labelled, _, restored = ckpt.restore(last, len(pool.y), like)
   params, rest, ext = unpack(restored) if warm else (None, None, None)

@@ -51,7 +51,7 @@ def score_rows(config, method: str, num_seeds: int, score_epochs: int, mesh, poo
     per_row = {"el2n": lambda p, r, xb, yb: data_diet.el2n_scores(fns, p, r, xb, yb),
                "grand": lambda p, r, xb, yb: data_diet.grand_scores(fns, p, r, xb, yb,
                                                                     microbatch_size)}[method]
-    score_pool = jax.jit(lambda p, r, x, y: sharding.map_batches(
+    score_pool = jax.jit(lambda p, r, x, y: sharding.chunked_map(
         lambda b: per_row(p, r, b[0], jnp.maximum(b[1], 0)), (x, y), score_bs, mesh))
   init = models.jit_init(fns)
   total = np.zeros(len(pool.y))

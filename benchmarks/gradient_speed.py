@@ -70,7 +70,7 @@ def _jax_cell(model, score, method, n, batch):
   v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(2), a.shape, a.dtype), params)
 
   def yhat(p, xb):
-    return jnp.argmax(fns.apply(p, rest, xb), -1)
+    return jnp.argmax(fns.apply(p, rest, xb)[0], -1)
 
   def batch_fn(p, xb):
     if method == "taps":
@@ -81,7 +81,7 @@ def _jax_cell(model, score, method, n, batch):
         return per_example.tap_grad_norms(fns, p, rest, xb, yhat(p, xb))
       return per_example.tap_loss_dot(fns, p, rest, xb, yhat(p, xb), v)
     if score == "egl":
-      probs = jax.nn.softmax(fns.apply(p, rest, xb))
+      probs = jax.nn.softmax(fns.apply(p, rest, xb)[0])
       return jnp.sum(probs * per_example.class_grad_norms(fns, p, rest, xb, 16), -1)
     if score == "grand":
       return per_example.grad_norms(fns, p, rest, xb, yhat(p, xb), 16)
@@ -92,7 +92,7 @@ def _jax_cell(model, score, method, n, batch):
 
     @jax.jit
     def one(p, xi):
-      logits = fns.apply(p, rest, xi[None])[0]
+      logits = fns.apply(p, rest, xi[None])[0][0]
       if score == "egl":
         norms = jax.vmap(lambda c: jnp.sqrt(per_example.tree_sq_norm(grad(p, rest, xi, c))))(
             jnp.arange(C))

@@ -10,7 +10,7 @@ logits of a fixed linear head on them [N, C] (C = 10), and MC-dropout
 log-probabilities [N, K, C] (K = 20: the logits plus per-network noise);
 100 random rows are labelled. The forward passes that would produce these
 are excluded for every library; al_jax runs each strategy's own score
-function (through a stub model whose embed/apply return the inputs) and its
+function (through a stub model whose logits and out["pre_logits"] are the inputs) and its
 own select, except the MC strategies, whose score is the reduction of the
 [N, K, C] tensor (mc.mutual_information / mc.predictive_entropy) the
 strategy applies to its MC samples.
@@ -100,7 +100,7 @@ def ours(name, data, budget, kw):
                   jnp.asarray(data.y, jnp.int32))
   w = jnp.asarray(data.w)
   stub = types.SimpleNamespace(  # The "model": the inputs are its outputs.
-      apply=lambda p, r, x: x, embed=lambda p, r, x: x, head=lambda p, r, h: h @ w,
+      apply=lambda p, r, x: (x, {"pre_logits": x, "stages": [x]}), head=lambda p, r, h: h @ w,
       num_classes=data.w.shape[1], embed_dim=data.w.shape[0])
   strat = STRATEGIES[name](stub, **kw)
   key = jax.random.key(0)

@@ -60,9 +60,9 @@ def test_same_ids_as_the_runner(name, kw, model, monkeypatch):
   needs = api.NEEDS[name]
   arrays = {}
   if "probs" in needs:
-    arrays["logits"] = np.asarray(fns.apply(params, rest, x))  # NumPy in.
+    arrays["logits"] = np.asarray(fns.apply(params, rest, x)[0])  # NumPy in.
   if "emb" in needs:
-    arrays["embeddings"] = fns.embed(params, rest, x)           # JAX in.
+    arrays["embeddings"] = fns.apply(params, rest, x)[1]["pre_logits"]  # JAX in.
   if "mc" in needs:
     arrays["mc_log_probs"] = np.asarray(logp)
   got = al_jax.select(name, BUDGET, labelled=labelled, key=select_key, num_classes=C,

@@ -19,7 +19,7 @@ def mlp():
 
 
 def np_el2n(fns, params, rest, x, y):
-  logits = np.asarray(fns.apply(params, rest, jnp.asarray(x)), np.float64)
+  logits = np.asarray(fns.apply(params, rest, jnp.asarray(x))[0], np.float64)
   p = np.exp(logits - logits.max(1, keepdims=True))
   p /= p.sum(1, keepdims=True)
   return np.linalg.norm(p - np.eye(p.shape[1])[y], axis=1)
@@ -33,7 +33,7 @@ def loop_grand(fns, params, rest, x, y):
 
 def test_scores_with_predicted_labels_at_trained_and_at_init(mlp):
   fns, params, rest, x = mlp
-  yhat = np.asarray(jnp.argmax(fns.apply(params, rest, jnp.asarray(x)), -1))
+  yhat = np.asarray(jnp.argmax(fns.apply(params, rest, jnp.asarray(x))[0], -1))
   key = jax.random.key(5)
   batch = {"x": jnp.asarray(x)}
   el2n = strategies.get("el2n", fns).score(params, rest, batch, key)
