@@ -11,7 +11,8 @@ from al_jax.strategies.base import PoolView
 
 N, D, C, BUDGET = 48, 8, 4, 5
 # Keywords that keep the tiny cases fast, and ones that change the features.
-KW = {"bald": {"num_samples": 4}, "batchbald": {"num_samples": 4, "num_configs": 16},
+KW = {"bald": {"num_samples": 4},
+      "batchbald": {"num_samples": 4, "num_configs": 16, "refine": ((8, 64),)},
       "typiclust": {"min_cluster_size": 1, "num_iters": 10}, "kmeans": {"num_iters": 10},
       "probcover": {"num_iters": 10}, "cluster_margin": {"margin_multiple": 3}}
 CASES = [(n, KW.get(n, {})) for n in api.ARRAY_STRATEGIES] + [

@@ -39,7 +39,7 @@ FAST_KW = {
     "mean_std": dict(num_samples=3),
     "power_bald": dict(num_samples=3),
     "power_entropy": dict(num_samples=3),
-    "batchbald": dict(num_samples=3, num_configs=8, chunk_size=16),
+    "batchbald": dict(num_samples=3, num_configs=8, refine=((8, 32),), chunk_size=16),
     "egl": dict(microbatch_size=8),
     "grand": dict(microbatch_size=8),
     "isal": dict(depth=3, repeats=1, hvp_batch_size=8, val_size=8),
