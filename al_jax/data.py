@@ -26,7 +26,7 @@ path.
 import gzip
 import os
 import zlib
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -111,16 +111,28 @@ def known_datasets() -> list[str]:
 
 def num_classes(cfg) -> int:
   """The number of classes of the dataset named in `cfg` (from the registry)."""
-  n = DATASETS[cfg.name].num_classes
+  n = DATASETS[cfg["name"]].num_classes
   return int(n(cfg) if callable(n) else n)
 
 
 POOL_DTYPES = ("float32", "uint8")
 
 
+def get(name: str, seed: int = 0, **kw: Any) -> Dataset:
+  """Looks up `name` in DATASETS and loads it: split, subsampled, normalised.
+
+  The same verb as `models.get` and `strategies.get`: unknown names fail
+  with the list of known ones. kw are the other fields of a config's `data`
+  section (test_size, max_train, max_test, normalize, pool_dtype, path,
+  data_dir, ...), so `get(**config.data, seed=config.seed)` loads a config's
+  dataset.
+  """
+  return load(dict(kw, name=name), seed)
+
+
 def load(cfg, seed: int) -> Dataset:
-  """Loads, splits, subsamples and normalises the dataset named in `cfg`."""
-  name = cfg.name
+  """`get` with the dataset's fields as one mapping (a config's `data`)."""
+  name = cfg["name"]
   pool_dtype = cfg.get("pool_dtype", "float32")
   if pool_dtype not in POOL_DTYPES:
     raise ValueError(f"Unknown data.pool_dtype '{pool_dtype}'; known: {list(POOL_DTYPES)}")

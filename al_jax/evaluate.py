@@ -30,8 +30,8 @@ def make_evaluate(fns, batch_size: int, mesh=None, preprocess=None):
 
   @jax.jit
   def evaluate(params, rest, x, y, valid):
-    logp = sharding.map_batches(
-        lambda xb: jax.nn.log_softmax(fns.apply(params, rest, prep(xb))), x, batch_size, mesh)
+    logp = sharding.chunked_map(
+        lambda xb: jax.nn.log_softmax(fns.apply(params, rest, prep(xb))[0]), x, batch_size, mesh)
     w = valid.astype(jnp.float32)
     n = jnp.maximum(jnp.sum(w), 1.0)
     safe_y = jnp.maximum(y, 0)

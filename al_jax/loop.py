@@ -197,7 +197,7 @@ def setup(config):
   """Everything that can fail on bad input, done before touching the workdir."""
   check_config(config)
   mesh = sharding.make_mesh(config.mesh)
-  ds = data.load(config.data, int(config.seed))
+  ds = data.get(**config.data, seed=int(config.seed))
   shards = sharding.num_data_shards(mesh)
   if int(config.train.batch_size) % shards:
     raise ValueError(f"train.batch_size={config.train.batch_size} must be a multiple of "
@@ -236,7 +236,7 @@ def load_seeds(config, seeds, ds, pool, score_bs):
   """[(Dataset, Pool)] per seed: each seed splits and subsamples the data itself."""
   runs = [(ds, pool)]
   for seed in seeds.seeds[1:]:
-    d = data.load(config.data, seed)
+    d = data.get(**config.data, seed=seed)
     runs.append((d, data.make_pool(d.x_train, d.y_train, score_bs)))
   seeds_lib.check_same_shapes([p.x for _, p in runs], [d.x_test for d, _ in runs])
   if any(d.to_float is not None and not all(
@@ -341,7 +341,7 @@ def _run_locked(config, workdir, dirs, mesh, seeds, runs, score_bs, fns, strateg
   # `ext` is the extension's final state, None without an extension.
   def score_one(params, rest, x, ids, key, ext):
     # Global ids ride along: per-example MC dropout masks are keyed by them.
-    return sharding.map_batches(
+    return sharding.chunked_map(
         lambda b: strategy.score(params, rest, {"x": prep(b["x"]), "ids": b["ids"]}, key,
                                  ext),
         {"x": x, "ids": ids}, score_bs, mesh)
@@ -530,8 +530,9 @@ def _resume_state(ckpt, config, seeds, pool, init_fn, workdir, extension=None):
     keys0 = seeds.stack([round_keys(jax.random.key(s), 0) for s in seeds.seeds])
     like = init_fn(keys0.init)
     if extension is not None:  # the tree of the extension's carried params
-      ext_init = seeds.lift(lambda k, p, r: extension.init(k, p, r, len(pool.y)), (0, 0, 0))
-      like = _warm_state(*like, ext_init(keys0.train, *like))
+      # Only the tree matters here: seed 0's pool stands in for every seed's.
+      ext_init = seeds.lift(extension.init, (0, 0, 0, None))
+      like = _warm_state(*like, ext_init(keys0.train, *like, pool.x))
   unpack = lambda t: (t[0], t[1], {"params": t[2]} if len(t) > 2 else None)
   labelled, _, restored = ckpt.restore(last, shape, like)
   labelled = labelled.reshape(seeds.size, len(pool.y))

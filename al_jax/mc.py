@@ -97,10 +97,10 @@ def pool_log_probs(fns, params, rest, x, key, num_samples: int, batch_size: int,
   `log_probs`. Returns [N, K, C].
   """
   if ids is None:
-    return sharding.map_batches(
+    return sharding.chunked_map(
         lambda xb: log_probs(fns, params, rest, xb, key, num_samples, samples_per_pass),
         x, batch_size, mesh)
-  return sharding.map_batches(
+  return sharding.chunked_map(
       lambda b: log_probs(fns, params, rest, b["x"], key, num_samples, samples_per_pass,
                           b["ids"]),
       {"x": x, "ids": ids}, batch_size, mesh)

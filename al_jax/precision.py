@@ -2,7 +2,7 @@
 
 `with_compute_dtype(fns, "bfloat16")` returns the same `models.Functional`
 whose views cast the parameters and the input to bfloat16 on the way in
-and every floating output (logits, embeddings, features) back to float32
+and every floating output (logits and the whole `out`: embeddings, stages) back to float32
 on the way out. So:
 
 - parameters, BatchNorm statistics and optimiser state stay float32 (the
@@ -62,10 +62,6 @@ def with_compute_dtype(fns, dtype: str):
     p, x = inputs(params, x)
     return _cast_floats(fns.apply(p, rest, x), f32)
 
-  def embed(params, rest, x):
-    p, x = inputs(params, x)
-    return _cast_floats(fns.embed(p, rest, x), f32)
-
   def head(params, rest, h):
     p, h = inputs(params, h)
     return _cast_floats(fns.head(p, rest, h), f32)
@@ -80,17 +76,4 @@ def with_compute_dtype(fns, dtype: str):
     # The epoch loop carries `rest`: its dtypes must not change.
     return _cast_floats(out, f32), _like(new_rest, rest)
 
-  replace = dict(apply=apply, embed=embed, head=head, apply_mc=apply_mc,
-                 apply_train=apply_train)
-  if fns.features is not None:
-    def features(params, rest, x):
-      p, x = inputs(params, x)
-      return _cast_floats(fns.features(p, rest, x), f32)
-
-    def features_train(params, rest, x, key):
-      p, x = inputs(params, x)
-      out, new_rest = fns.features_train(p, rest, x, key)
-      return _cast_floats(out, f32), _like(new_rest, rest)
-
-    replace.update(features=features, features_train=features_train)
-  return fns._replace(**replace)
+  return fns._replace(apply=apply, head=head, apply_mc=apply_mc, apply_train=apply_train)

@@ -38,8 +38,12 @@ def _train_cfg(cfg, epochs: int | None = None):
 
 
 def score_rows(config, method: str, num_seeds: int, score_epochs: int, mesh, pool, score_bs,
-               fns, microbatch_size: int = 16) -> np.ndarray:
-  """[N_pad] scores (true labels), mean over seeds; padding rows get -inf."""
+               fns, path: str = "taps") -> np.ndarray:
+  """[N_pad] scores (true labels), mean over seeds; padding rows get -inf.
+
+  GraNd takes its full-network per-example gradient norms from the layer taps
+  (one forward and one backward pass per score batch); path="vmap" is the
+  vmap(grad) reference the tests compare it with."""
   x, y = sharding.shard_rows(mesh, pool.x), sharding.shard_rows(mesh, pool.y)
   full = sharding.shard_rows(mesh, pool.valid)
   root = jax.random.fold_in(jax.random.key(int(config.seed)), _SEED_SALT)
@@ -50,8 +54,8 @@ def score_rows(config, method: str, num_seeds: int, score_epochs: int, mesh, poo
     fit = train.make_fit(fns, _train_cfg(config.train, max(score_epochs, 1)), mesh, aug)
     per_row = {"el2n": lambda p, r, xb, yb: data_diet.el2n_scores(fns, p, r, xb, yb),
                "grand": lambda p, r, xb, yb: data_diet.grand_scores(fns, p, r, xb, yb,
-                                                                    microbatch_size)}[method]
-    score_pool = jax.jit(lambda p, r, x, y: sharding.map_batches(
+                                                                    path=path)}[method]
+    score_pool = jax.jit(lambda p, r, x, y: sharding.chunked_map(
         lambda b: per_row(p, r, b[0], jnp.maximum(b[1], 0)), (x, y), score_bs, mesh))
   init = models.jit_init(fns)
   total = np.zeros(len(pool.y))

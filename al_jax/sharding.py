@@ -112,32 +112,6 @@ def row(a, i):
   return jnp.take(a, jnp.reshape(i, (1,)), axis=0, mode="clip")[0]
 
 
-def chunked_map(fn, tree, chunk: int):
-  """fn over consecutive row chunks of `tree`, one after another (`lax.map`).
-
-  Bounds peak memory to one chunk's worth of fn's intermediates. Rows are
-  padded to a multiple of `chunk` with copies of row 0 (so fn never sees
-  made-up values) and the padding is cut from the output.
-
-  Args:
-    fn: maps a pytree of [chunk, ...] rows to a pytree of [chunk, ...] rows.
-    tree: inputs, leading axis n. chunk: static rows per call (capped at n).
-  Returns:
-    fn's outputs for all n rows, in row order.
-  """
-  n = jax.tree.leaves(tree)[0].shape[0]
-  m = max(1, min(int(chunk), n))
-  pad = -n % m
-
-  def split(a):
-    if pad:
-      a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad,) + a.shape[1:])])
-    return a.reshape((-1, m) + a.shape[1:])
-
-  out = jax.lax.map(fn, jax.tree.map(split, tree))
-  return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:])[:n], out)
-
-
 def constrain_rows(a: jax.Array) -> jax.Array:
   """Shards a batch's rows over `data` when traced under `jax.set_mesh(mesh)`.
 
@@ -153,17 +127,32 @@ def constrain_rows(a: jax.Array) -> jax.Array:
   return jax.lax.with_sharding_constraint(a, P(DATA_AXIS, *([None] * (a.ndim - 1))))
 
 
-def map_batches(fn, tree, batch_size: int, mesh: Mesh | None = None):
-  """Applies `fn` to fixed-size row batches of `tree` inside one jit.
+def chunked_map(fn, tree, chunk: int, mesh: Mesh | None = None, *, strided: bool = False):
+  """fn over row chunks of `tree`, one chunk after another (`lax.map`).
 
-  Rows must be a multiple of `batch_size` (the pool and test set are padded
-  so). Each batch is sharded over the `data` axis, so every device scores
-  its slice; outputs come back as [N, ...] rows sharded the same way.
+  Bounds peak memory to one chunk's worth of fn's intermediates. Rows are
+  padded to a multiple of the chunk size with copies of row 0 (so fn never
+  sees made-up values) and the padding is cut from the output.
+
+  Args:
+    fn: maps a pytree of [m, ...] rows to a pytree of [m, ...] rows.
+    tree: inputs, leading axis n.
+    chunk: static rows per call, >= 1 (capped at n).
+    mesh: each chunk's rows, fn's outputs and the result are constrained to
+      the `data` axis: every device works on its slice of every chunk (the
+      pool and test-set scoring).
+    strided: chunk j takes rows j, j + nb, j + 2 nb, ... (nb chunks): with
+      rows sharded over devices in contiguous blocks, every chunk then spans
+      all shards without moving rows (the per-example gradient microbatches).
+  Returns:
+    fn's outputs for all n rows, in row order.
   """
+  if chunk < 1:
+    raise ValueError(f"chunk size must be >= 1, got {chunk}")
   n = jax.tree.leaves(tree)[0].shape[0]
-  if n % batch_size:
-    raise ValueError(f"{n} rows are not a multiple of batch size {batch_size}")
-  nb = n // batch_size
+  m = max(1, min(int(chunk), n))
+  nb = -(-n // m)
+  pad = nb * m - n
 
   def constrain(t, spec_prefix):
     if mesh is None:
@@ -173,8 +162,18 @@ def map_batches(fn, tree, batch_size: int, mesh: Mesh | None = None):
             a, NamedSharding(mesh, P(*spec_prefix, *([None] * (a.ndim - len(spec_prefix)))))),
         t)
 
-  batched = jax.tree.map(lambda a: a.reshape((nb, batch_size) + a.shape[1:]), tree)
-  batched = constrain(batched, (None, DATA_AXIS))
-  out = jax.lax.map(lambda b: constrain(fn(b), (DATA_AXIS,)), batched)
-  out = jax.tree.map(lambda a: a.reshape((n,) + a.shape[2:]), out)
-  return constrain(out, (DATA_AXIS,))
+  def split(a):
+    if pad:
+      a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad,) + a.shape[1:])])
+    if strided:
+      return a.reshape((m, nb) + a.shape[1:]).swapaxes(0, 1)
+    return a.reshape((nb, m) + a.shape[1:])
+
+  def join(a):
+    a = a.swapaxes(0, 1) if strided else a
+    a = a.reshape((nb * m,) + a.shape[2:])
+    return a[:n] if pad else a
+
+  out = jax.lax.map(lambda b: constrain(fn(b), (DATA_AXIS,)),
+                    constrain(jax.tree.map(split, tree), (None, DATA_AXIS)))
+  return constrain(jax.tree.map(join, out), (DATA_AXIS,))

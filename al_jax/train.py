@@ -115,7 +115,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
 
   def ce_loss(params, rest, ext, batch, key, epoch):
     del ext, epoch
-    logits, new_rest = fns.apply_train(params, rest, batch["x"], key)
+    (logits, _), new_rest = fns.apply_train(params, rest, batch["x"], key)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
     return weighted_mean(nll, batch["w"]), (new_rest, logits)
 
@@ -155,7 +155,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
         batch["x_u"] = jax.lax.with_sharding_constraint(
             augment(prep(x[idx_u]), jax.random.fold_in(k_aug, 1), augment_kind), batch_sharding)
       ext_params = ext.get("params")
-      (loss, (rest, logits)), (g, g_ext) = jax.value_and_grad(
+      (loss, (rest, logits, *side)), (g, g_ext) = jax.value_and_grad(
           loss_fn, argnums=(0, 1), has_aux=True)(
               params, ext_params, rest, ext, batch, k_drop, epoch)
       updates, opt_state = tx.update(g, opt_state, params)
@@ -164,7 +164,10 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
         ext_updates, ext_opt = ext_def.tx.update(g_ext, ext["opt"], ext_params)
         ext = {**ext, "params": optax.apply_updates(ext_params, ext_updates), "opt": ext_opt}
       if ext_def.after_step is not None:
-        ext = ext_def.after_step(params, rest, ext, batch, k_ext, epoch)
+        # What the loss's forward pass computed for it (e.g. WAAL's train-mode
+        # embeddings) joins the batch: no second forward pass.
+        ext = ext_def.after_step(params, rest, ext, {**batch, **(side[0] if side else {})},
+                                 k_ext, epoch)
       c = jnp.sum((jnp.argmax(logits, -1) == batch["y"]) * batch["w"])
       bad = bad | ~jnp.isfinite(loss)
       first = jnp.where(s == 0, loss, first)  # the divergence guard's reference
@@ -209,12 +212,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
   fold_in = jax.jit(seeds.lift(jax.random.fold_in, (0, None))) if seeds.stacked else (
       jax.random.fold_in)
   init_ext_opt = lift(ext_def.tx.init, 1) if ext_def.tx is not None else None
-  ext_inits = {}  # num_rows -> the (lifted) extension init, built once
-
-  def init_ext(k, params, rest, num_rows):
-    if num_rows not in ext_inits:
-      ext_inits[num_rows] = lift(lambda k, p, r: ext_def.init(k, p, r, num_rows), 3)
-    return ext_inits[num_rows](k, params, rest)
+  init_ext = lift(ext_def.init, 4)  # (key, params, rest, the pool's x), built once
 
   def fit(params, rest, x, y, labelled, key, show: bool = False, validation=None,
           ext_params=None):
@@ -233,8 +231,7 @@ def make_fit(fns, cfg, mesh, augment_kind: str = "none", extension: TrainExtensi
     epochs = max(int(cfg.num_epochs), math.ceil(cfg.get("min_steps", 0) / steps_per_epoch))
     opt_state = init_opt(params)
     k_ext, key = _split2(split(key), seeds)
-    num_rows = int(np.shape(labelled)[-1])
-    ext = init_ext(k_ext, params, rest, num_rows)
+    ext = init_ext(k_ext, params, rest, x)
     if ext_params is not None and "params" in ext:
       # Warm start (LL4AL's reference keeps its loss module across cycles);
       # the optimiser state starts afresh, as the reference rebuilds it.

@@ -103,23 +103,6 @@ class MLPClassifier(nnx.Module):
     return self.out(z)
 
 
-def pure(make):
-  """Pure views of a stateless module built by `make(rngs)`.
-
-  Returns (init(key) -> params, apply(params, method, *args)); the graph is
-  built once (abstractly), params are always arguments.
-  """
-  graphdef = nnx.split(nnx.eval_shape(lambda: make(nnx.Rngs(0))))[0]
-
-  def init(key):
-    return nnx.split(make(nnx.Rngs(key)))[1]
-
-  def apply(params, method, *args):
-    return getattr(nnx.merge(graphdef, params), method)(*args)
-
-  return init, apply
-
-
 def kl_divergence(mu: jax.Array, logvar: jax.Array) -> jax.Array:
   """KL(N(mu, sigma^2) || N(0, I)) per row, summed over latent dims: [B]."""
   return 0.5 * jnp.sum(jnp.exp(logvar) + mu * mu - 1.0 - logvar, axis=-1)

@@ -70,14 +70,44 @@ def read_history(workdir):
     return [json.loads(l) for l in f if l.strip()]
 
 
+def spread(vals):
+  """(mean, sample standard deviation (ddof 1), 95% t-interval low, high) over seeds.
+
+  Seeds are few (3 here), so the interval uses Student's t with n - 1
+  degrees of freedom, not the normal 1.96; with one seed sd and the interval
+  are NaN (no spread can be estimated from one run).
+  """
+  from scipy import stats
+  v = np.asarray(vals, np.float64)
+  mean = float(v.mean())
+  if len(v) < 2:
+    return mean, float("nan"), float("nan"), float("nan")
+  sd = float(v.std(ddof=1))
+  half = float(stats.t.ppf(0.975, len(v) - 1)) * sd / np.sqrt(len(v))
+  return mean, sd, mean - half, mean + half
+
+
+def fmt_aubc(vals):
+  """'mean ± sd [lo, hi]': sd with ddof 1, [lo, hi] the 95% t-interval of the mean."""
+  if not vals:
+    return "—"
+  mean, sd, lo, hi = spread(vals)
+  if len(vals) < 2:
+    return f"{mean:.4f} (1 seed)"
+  return f"{mean:.4f} ± {sd:.4f} [{lo:.4f}, {hi:.4f}]"
+
+
 def fmt(vals, max_acquired):
   got = [v for v in vals if v is not None]
   if not vals:
     return "—"
+  # Sample sd (ddof 1); a single value has none.
+  ms = lambda: (f"{np.mean(got):.0f} ± {np.std(got, ddof=1):.0f}" if len(got) > 1 else
+                f"{got[0]:.0f}")
   if len(got) < len(vals):
     return (f"> {max_acquired} ({len(vals) - len(got)}/{len(vals)} seeds)" if not got else
-            f"{np.mean(got):.0f} ± {np.std(got):.0f}; {len(vals) - len(got)} seed(s) > {max_acquired}")
-  return f"{np.mean(got):.0f} ± {np.std(got):.0f} ({', '.join(str(v) for v in got)})"
+            f"{ms()}; {len(vals) - len(got)} seed(s) > {max_acquired}")
+  return f"{ms()} ({', '.join(str(v) for v in got)})"
 
 
 def main():
@@ -105,12 +135,13 @@ def main():
         s = loop.run(cfg, wd)
         print(f"done {name} seed {seed}: AUBC {s['aubc']:.4f} final {s['final_accuracy']:.4f}",
               flush=True)
+  from al_jax import metrics
   rows = []
   for name in names:
     cfg = config_for(name, seeds[0], args.reduced, args.rounds, args.data_path)
     initial = int(cfg.al.initial_size)
     max_acq = int(cfg.al.num_rounds) * int(cfg.al.query_size)
-    r90, r95, finals, done = [], [], [], 0
+    r90, r95, finals, aubcs, done = [], [], [], [], 0
     for seed in seeds:
       hist = read_history(os.path.join(args.workdir, f"{name}_s{seed}"))
       if len(hist) < int(cfg.al.num_rounds) + 1:
@@ -119,14 +150,17 @@ def main():
       r90.append(acquired_to_reach(hist, 0.90, initial))
       r95.append(acquired_to_reach(hist, 0.95, initial))
       finals.append(hist[-1]["accuracy"])
+      aubcs.append(metrics.aubc([h["num_labelled"] for h in hist], [h["accuracy"] for h in hist]))
     paper = "{} / {}".format(*PAPER[name]) if name in PAPER else "—"
     rows.append(f"| {LABELS.get(name, name)} | {done} | {fmt(r90, max_acq)} | "
                 f"{fmt(r95, max_acq)} | {paper} | "
-                f"{(f'{np.mean(finals):.3f}' if finals else '—')} |")
-  print("| Strategy | seeds done | acquired to 90% (mean ± std, per seed) | "
-        "acquired to 95% | paper: 90% / 95% | final accuracy |")
-  print("|---|---|---|---|---|---|")
+                f"{(f'{np.mean(finals):.3f}' if finals else '—')} | {fmt_aubc(aubcs)} |")
+  print("| Strategy | seeds done | acquired to 90% (mean ± sd, per seed) | "
+        "acquired to 95% | paper: 90% / 95% | final accuracy | AUBC (mean ± sd [95% CI]) |")
+  print("|---|---|---|---|---|---|---|")
   print("\n".join(rows))
+  print("\nsd: sample standard deviation over seeds (ddof 1); CI: 95% Student-t interval of the "
+        "mean (n - 1 degrees of freedom).")
 
 
 if __name__ == "__main__":

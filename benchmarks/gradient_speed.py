@@ -30,7 +30,12 @@ Methods:
               --torch_chunk rows (EGL: vmap over classes inside), norms from
               the per-example gradients; torch from
               benchmarks/requirements-gradient.txt.
-Examples/s after one warm-up call; slow methods are timed on the first
+GraNd's labels are the predictions yhat: the taps take them from their own
+forward pass (tap_grad_norms with y=None), the other methods from a separate
+forward pass or inside their per-example call.
+Examples/s after one warm-up call (wall clock; the last column compares
+process CPU time, which other jobs on a shared machine disturb less); slow
+methods are timed on the first
 --max_rows (per method) rows of the N and marked ~ (their rate does not
 depend on N: every method works in fixed-size batches).
 """
@@ -70,18 +75,18 @@ def _jax_cell(model, score, method, n, batch):
   v = jax.tree.map(lambda a: jax.random.normal(jax.random.key(2), a.shape, a.dtype), params)
 
   def yhat(p, xb):
-    return jnp.argmax(fns.apply(p, rest, xb), -1)
+    return jnp.argmax(fns.apply(p, rest, xb)[0], -1)
 
   def batch_fn(p, xb):
     if method == "taps":
       if score == "egl":
         norms, probs = per_example.tap_class_grad_norms(fns, p, rest, xb, with_probs=True)
         return jnp.sum(probs * norms, -1)
-      if score == "grand":
-        return per_example.tap_grad_norms(fns, p, rest, xb, yhat(p, xb))
+      if score == "grand":  # yhat from the taps' own forward pass (y=None)
+        return per_example.tap_grad_norms(fns, p, rest, xb)
       return per_example.tap_loss_dot(fns, p, rest, xb, yhat(p, xb), v)
     if score == "egl":
-      probs = jax.nn.softmax(fns.apply(p, rest, xb))
+      probs = jax.nn.softmax(fns.apply(p, rest, xb)[0])
       return jnp.sum(probs * per_example.class_grad_norms(fns, p, rest, xb, 16), -1)
     if score == "grand":
       return per_example.grad_norms(fns, p, rest, xb, yhat(p, xb), 16)
@@ -92,7 +97,7 @@ def _jax_cell(model, score, method, n, batch):
 
     @jax.jit
     def one(p, xi):
-      logits = fns.apply(p, rest, xi[None])[0]
+      logits = fns.apply(p, rest, xi[None])[0][0]
       if score == "egl":
         norms = jax.vmap(lambda c: jnp.sqrt(per_example.tree_sq_norm(grad(p, rest, xi, c))))(
             jnp.arange(C))
@@ -108,9 +113,9 @@ def _jax_cell(model, score, method, n, batch):
                                           x.reshape((-1, b) + x.shape[1:])).reshape(-1))
     run = lambda: fn(params, x)
   jax.block_until_ready(run() if method != "loop" else one(params, x[0]))
-  t = time.perf_counter()
+  t, c = time.perf_counter(), time.process_time()
   jax.block_until_ready(run())
-  return time.perf_counter() - t
+  return time.perf_counter() - t, time.process_time() - c
 
 
 # ----------------------------------------------------------------- PyTorch side
@@ -161,9 +166,9 @@ def _torch_cell(model, score, n, chunk):
 
   run = lambda: torch.cat([chunk_scores(x[i:i + chunk]) for i in range(0, n, chunk)])
   chunk_scores(x[:chunk])  # warm-up
-  t = time.perf_counter()
+  t, c = time.perf_counter(), time.process_time()
   run()
-  return time.perf_counter() - t
+  return time.perf_counter() - t, time.process_time() - c
 
 
 # ----------------------------------------------------------------- BADGE selection
@@ -264,10 +269,10 @@ def _cell_main(args):
   model, score, method, n = args.cell.split(":")
   n = int(n)
   if method == "torch.func":
-    secs = _torch_cell(model, score, n, args.torch_chunk)
+    secs, cpu = _torch_cell(model, score, n, args.torch_chunk)
   else:
-    secs = _jax_cell(model, score, method, n, args.batch)
-  print(json.dumps({"secs": secs, "rows": n, "peak_mb": _peak_mb()}))
+    secs, cpu = _jax_cell(model, score, method, n, args.batch)
+  print(json.dumps({"secs": secs, "cpu_secs": cpu, "rows": n, "peak_mb": _peak_mb()}))
 
 
 def _run_cell(model, score, method, rows, args):
@@ -314,8 +319,9 @@ def main():
         "peak resident memory of the process in MB in brackets; ~ = timed on the first rows "
         "only (count given).\n")
   methods = ["taps", "vmap(grad)", "loop", "torch.func"]
-  print("| model | score | " + " | ".join(methods) + " | taps / vmap(grad) | taps / torch.func |")
-  print("|---|---|" + "---|" * (len(methods) + 2))
+  print("| model | score | " + " | ".join(methods) +
+        " | taps / vmap(grad) | taps / torch.func | taps / vmap(grad), CPU time |")
+  print("|---|---|" + "---|" * (len(methods) + 3))
   for model in args.models.split(","):
     for score in args.scores.split(","):
       cells = {}
@@ -340,17 +346,18 @@ def main():
         mark = f"~({r['rows']:,}) " if r["rows"] < args.n else ""
         return f"{mark}{r['rows'] / r['secs']:,.0f} [{r['peak_mb']:,.0f}]"
 
-      def ratio(a, b):
+      def ratio(a, b, key="secs"):
         ra, rb = cells.get(a), cells.get(b)
         if not ra or not rb or "error" in ra or "error" in rb:
           return "-"
-        return f"{(ra['rows'] / ra['secs']) / (rb['rows'] / rb['secs']):.1f}x"
+        return f"{(ra['rows'] / ra[key]) / (rb['rows'] / rb[key]):.1f}x"
 
       label = "ISAL dot (vmap(grad) column: jvp)" if score == "isal" else score.upper()
       if score == "grand":
         label = "GraNd"
       print(f"| {model} | {label} | " + " | ".join(fmt(m) for m in methods) +
-            f" | {ratio('taps', 'vmap(grad)')} | {ratio('taps', 'torch.func')} |", flush=True)
+            f" | {ratio('taps', 'vmap(grad)')} | {ratio('taps', 'torch.func')}"
+            f" | {ratio('taps', 'vmap(grad)', 'cpu_secs')} |", flush=True)
   if args.badge_sizes:
     sizes = [int(v) for v in args.badge_sizes.split(",")]
     rows, have_sk = badge_rows(sizes, args.budget, args.sk_max, 1)

@@ -39,7 +39,7 @@ def run(n, d, budget, batch, num_devices, x_host, lab_host):
       np.arange(n, dtype=np.int32), np.ones(n, bool), lab_host,
       np.where(lab_host, 0, -1).astype(np.int32))))
   key = jax.random.key(1)
-  score = jax.jit(lambda p, r, xx: sharding.map_batches(
+  score = jax.jit(lambda p, r, xx: sharding.chunked_map(
       lambda b: strat.score(p, r, {"x": b}, key), xx, batch, mesh))
   select = jax.jit(strat.select, static_argnums=2)
   feats = jax.block_until_ready(score(params, rest, x))  # compile + warm-up

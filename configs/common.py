@@ -31,7 +31,7 @@ SMOKE_KW = {
     # A few LiSSA steps: on CPU each CNN HVP inside the loop costs ~10x a step.
     "isal": dict(depth=5, repeats=1, hvp_batch_size=16, val_size=32),
     **{n: dict(num_samples=4) for n in BAYESIAN},
-    "batchbald": dict(num_samples=4, num_configs=64),
+    "batchbald": dict(num_samples=4, num_configs=64, refine=((16, 256),)),
 }
 
 # The Gal et al. (2017) CNN: two 4x4 convs with dropout, a dense layer.

@@ -169,7 +169,7 @@ def test_select_takes_candidates_fills_randomly_and_is_deterministic(devices):
   for d, (budget, cap) in itertools.product((1, 8), ((4, 0.2), (30, 0.05))):
     strat = strategies.get("alfa_mix", fns, alpha_cap=cap)
     mesh = sharding.make_mesh([("data", d)])
-    feats = jax.jit(lambda p, r, x: sharding.map_batches(
+    feats = jax.jit(lambda p, r, x: sharding.chunked_map(
         lambda bx: strat.score(p, r, {"x": bx}, None), x, 16, mesh))(
             params, rest, sharding.shard_rows(mesh, x))
     sel = jax.jit(strat.select, static_argnums=2)

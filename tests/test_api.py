@@ -11,7 +11,8 @@ from al_jax.strategies.base import PoolView
 
 N, D, C, BUDGET = 48, 8, 4, 5
 # Keywords that keep the tiny cases fast, and ones that change the features.
-KW = {"bald": {"num_samples": 4}, "batchbald": {"num_samples": 4, "num_configs": 16},
+KW = {"bald": {"num_samples": 4},
+      "batchbald": {"num_samples": 4, "num_configs": 16, "refine": ((8, 64),)},
       "typiclust": {"min_cluster_size": 1, "num_iters": 10}, "kmeans": {"num_iters": 10},
       "probcover": {"num_iters": 10}, "cluster_margin": {"margin_multiple": 3}}
 CASES = [(n, KW.get(n, {})) for n in api.ARRAY_STRATEGIES] + [
@@ -59,9 +60,9 @@ def test_same_ids_as_the_runner(name, kw, model, monkeypatch):
   needs = api.NEEDS[name]
   arrays = {}
   if "probs" in needs:
-    arrays["logits"] = np.asarray(fns.apply(params, rest, x))  # NumPy in.
+    arrays["logits"] = np.asarray(fns.apply(params, rest, x)[0])  # NumPy in.
   if "emb" in needs:
-    arrays["embeddings"] = fns.embed(params, rest, x)           # JAX in.
+    arrays["embeddings"] = fns.apply(params, rest, x)[1]["pre_logits"]  # JAX in.
   if "mc" in needs:
     arrays["mc_log_probs"] = np.asarray(logp)
   got = al_jax.select(name, BUDGET, labelled=labelled, key=select_key, num_classes=C,

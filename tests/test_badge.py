@@ -40,7 +40,7 @@ def test_factors_are_the_last_layer_gradient_and_distances_match_materialised():
   params, rest = fns.init(jax.random.key(0))
   x = jnp.asarray(np.random.default_rng(0).normal(size=(9, 4)).astype(np.float32))
   f = gradient.badge_factors(fns, params, rest, x)
-  yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+  yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
   grad = jax.jit(jax.grad(per_example.example_loss(fns)))
   g = np.stack([np.asarray(grad(params, rest, x[i], yhat[i])["head"]["kernel"]).ravel()
                 for i in range(9)])

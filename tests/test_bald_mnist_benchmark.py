@@ -18,7 +18,16 @@ def test_acquired_to_reach_counts_labels_beyond_the_initial_set_at_the_first_hit
 
 
 def test_fmt_reports_seeds_that_never_reach_the_target():
-  assert bald_mnist.fmt([150, 170], 380) == "160 ± 10 (150, 170)"
+  assert bald_mnist.fmt([150, 170], 380) == "160 ± 14 (150, 170)"  # sd with ddof 1
   assert bald_mnist.fmt([None, None], 380) == "> 380 (2/2 seeds)"
-  assert bald_mnist.fmt([200, None], 380) == "200 ± 0; 1 seed(s) > 380"
+  assert bald_mnist.fmt([200, None], 380) == "200; 1 seed(s) > 380"
   assert bald_mnist.fmt([], 380) == "—"
+
+
+def test_aubc_spread_is_the_sample_sd_and_a_student_t_interval():
+  mean, sd, lo, hi = bald_mnist.spread([0.80, 0.82, 0.84])
+  assert abs(mean - 0.82) < 1e-12 and abs(sd - 0.02) < 1e-12       # ddof 1 (ddof 0: 0.0163)
+  half = 4.302652729911275 * 0.02 / 3 ** 0.5                         # t(0.975, 2 dof), not 1.96
+  assert abs(lo - (0.82 - half)) < 1e-9 and abs(hi - (0.82 + half)) < 1e-9
+  assert bald_mnist.fmt_aubc([0.80, 0.82, 0.84]) == "0.8200 ± 0.0200 [0.7703, 0.8697]"
+  assert bald_mnist.fmt_aubc([0.8]) == "0.8000 (1 seed)"

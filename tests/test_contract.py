@@ -39,7 +39,7 @@ FAST_KW = {
     "mean_std": dict(num_samples=3),
     "power_bald": dict(num_samples=3),
     "power_entropy": dict(num_samples=3),
-    "batchbald": dict(num_samples=3, num_configs=8, chunk_size=16),
+    "batchbald": dict(num_samples=3, num_configs=8, refine=((8, 32),), chunk_size=16),
     "egl": dict(microbatch_size=8),
     "grand": dict(microbatch_size=8),
     "isal": dict(depth=3, repeats=1, hvp_batch_size=8, val_size=8),
@@ -108,7 +108,7 @@ def run_strategy(name, y, budget=BUDGET):
   assert (ext is None) == (strat.extension is None)
   pool = view(y, valid, labelled)
   # As the loop: batches carry the rows' global ids (per-example MC masks).
-  feats = jax.jit(lambda p, r, xx, ii, k, e: sharding.map_batches(
+  feats = jax.jit(lambda p, r, xx, ii, k, e: sharding.chunked_map(
       lambda b: strat.score(p, r, b, k, e), {"x": xx, "ids": ii}, SCORE_BATCH))(
           params, rest, jnp.asarray(x), pool.ids, jax.random.key(2), ext)
   select = jax.jit(strat.select, static_argnums=2) if strat.jit_select else strat.select
@@ -165,8 +165,8 @@ def test_hooks_see_only_labelled_labels():
     del params, rest, x, labelled
     return {**ext, "y_fit": y}
 
-  ext_def = TrainExtension(init=lambda key, p, r, n: {"y_epoch": jnp.zeros(n, jnp.int32),
-                                                      "y_fit": jnp.zeros(n, jnp.int32)},
+  ext_def = TrainExtension(init=lambda key, p, r, x: {"y_epoch": jnp.zeros(len(x), jnp.int32),
+                                                      "y_fit": jnp.zeros(len(x), jnp.int32)},
                            after_epoch=after_epoch, after_fit=after_fit)
   f = fns()
   x, y, _, labelled = pool_arrays()

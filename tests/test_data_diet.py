@@ -19,7 +19,7 @@ def mlp():
 
 
 def np_el2n(fns, params, rest, x, y):
-  logits = np.asarray(fns.apply(params, rest, jnp.asarray(x)), np.float64)
+  logits = np.asarray(fns.apply(params, rest, jnp.asarray(x))[0], np.float64)
   p = np.exp(logits - logits.max(1, keepdims=True))
   p /= p.sum(1, keepdims=True)
   return np.linalg.norm(p - np.eye(p.shape[1])[y], axis=1)
@@ -33,7 +33,7 @@ def loop_grand(fns, params, rest, x, y):
 
 def test_scores_with_predicted_labels_at_trained_and_at_init(mlp):
   fns, params, rest, x = mlp
-  yhat = np.asarray(jnp.argmax(fns.apply(params, rest, jnp.asarray(x)), -1))
+  yhat = np.asarray(jnp.argmax(fns.apply(params, rest, jnp.asarray(x))[0], -1))
   key = jax.random.key(5)
   batch = {"x": jnp.asarray(x)}
   el2n = strategies.get("el2n", fns).score(params, rest, batch, key)
@@ -117,3 +117,22 @@ def test_prune_mode_reports_accuracies_on_tiny_digits(monkeypatch):
     prune.run(c, 1.0)
   with pytest.raises(ValueError, match="Unknown prune method"):
     prune.run(c, 0.5, "loss")
+
+
+def test_prune_grand_scores_use_taps_equal_to_vmap_grad(monkeypatch):
+  """prune's GraNd scores come from the layer taps (no vmap(grad) call) and
+  equal the vmap(grad) reference on a tiny digits pool."""
+  from configs import digits
+  c = digits.get_config("grand,smoke")
+  c.data.max_train, c.data.max_test = 40, 16
+  c.mesh = [("data", 1)]
+  mesh, _, pool, score_bs, fns, _ = prune.loop.setup(c)
+  ref = prune.score_rows(c, "grand", 1, 0, mesh, pool, score_bs, fns, path="vmap")
+
+  def no_vmap(*a, **kw):
+    raise AssertionError("prune's GraNd called vmap(grad)")
+  monkeypatch.setattr(per_example, "grad_norms", no_vmap)
+  got = prune.score_rows(c, "grand", 1, 0, mesh, pool, score_bs, fns)
+  valid = np.isfinite(ref)
+  assert valid.sum() == 40 and (np.isfinite(got) == valid).all()
+  np.testing.assert_allclose(got[valid], ref[valid], rtol=1e-5)

@@ -47,7 +47,7 @@ def brute_force_distance(x, w, b, radii, angles=3600):
 
 
 def logits_fn(fns, params, rest):
-  return lambda xi: fns.apply(params, rest, xi[None])[0]
+  return lambda xi: fns.apply(params, rest, xi[None])[0][0]
 
 
 def test_linear_deepfool_equals_analytic_and_brute_force_distance():
@@ -149,7 +149,7 @@ def test_strategy_selects_smallest_perturbations_same_on_1_and_8_devices(devices
   for d in (1, 8):
     mesh = sharding.make_mesh([("data", d)])
     xs = sharding.shard_rows(mesh, x)
-    score = jax.jit(lambda p, r, x: sharding.map_batches(
+    score = jax.jit(lambda p, r, x: sharding.chunked_map(
         lambda b: strat.score(p, r, {"x": b}, jax.random.key(0)), x, 16, mesh))
     s = np.asarray(score(params, rest, xs))
     ids, vals = jax.jit(strat.select, static_argnums=2)(jnp.asarray(s), pool, 7, jax.random.key(1))

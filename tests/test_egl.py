@@ -22,7 +22,7 @@ def setup(n=16):
 def loop_egl(fns, params, rest, x, head_only=False, order=2):
   """sum_c p_c ||grad CE(x, c)||_order, one jax.grad call per (example, class)."""
   grad = jax.jit(jax.grad(per_example.example_loss(fns)))
-  p = np.asarray(jax.nn.softmax(fns.apply(params, rest, jnp.asarray(x))), np.float64)
+  p = np.asarray(jax.nn.softmax(fns.apply(params, rest, jnp.asarray(x))[0]), np.float64)
   out = []
   for i in range(len(x)):
     total = 0.0
@@ -65,7 +65,7 @@ def test_query_is_the_top_k_of_the_loop_on_1_and_8_devices(devices):
   strat = strategies.get("egl", fns, microbatch_size=4)
   for n_dev in (1, 8):
     mesh = sharding.make_mesh([("data", n_dev)])
-    scores = jax.jit(lambda p, x: sharding.map_batches(
+    scores = jax.jit(lambda p, x: sharding.chunked_map(
         lambda b: strat.score(p, rest, {"x": b}, None), x, 16, mesh))(
             params, sharding.shard_rows(mesh, x))
     np.testing.assert_allclose(scores, ref_scores, rtol=1e-5)

@@ -59,7 +59,7 @@ def test_training_hook_records_one_update_per_epoch():
                              jax.random.key(1))
   assert int(ext["epochs"]) == 6
   # The last recorded predictions are the final model's.
-  np.testing.assert_array_equal(ext["prev_pred"], jnp.argmax(fns.apply(params, rest, x), -1))
+  np.testing.assert_array_equal(ext["prev_pred"], jnp.argmax(fns.apply(params, rest, x)[0], -1))
   assert np.all(np.asarray(ext["flips"]) <= 5)
   # The query ranks unlabelled rows by flips (ties by entropy), from ext.
   ids = np.where(np.arange(n) < 60, np.arange(n), -1).astype(np.int32)

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from al_jax import models, sharding, strategies
 from al_jax.strategies import gcn
@@ -19,9 +20,9 @@ def np_adjacency(f):
 
 
 def np_gcn(g, adj, f):
-  g = {k: np.asarray(v, np.float64) for k, v in g.items()}
-  h = np.maximum(adj @ (f @ g["w1"]) + g["b1"], 0)
-  return (adj @ (h @ g["w2"]) + g["b2"])[:, 0], h
+  g = jax.tree.map(lambda a: np.asarray(a, np.float64), nnx.to_pure_dict(g))
+  h = np.maximum(adj @ (f @ g["layer1"]["kernel"]) + g["layer1"]["bias"], 0)
+  return (adj @ (h @ g["layer2"]["kernel"]) + g["bias2"])[:, 0], h
 
 
 def make_pool(n, n_pad, n_lab, seed):
@@ -41,8 +42,9 @@ def test_graph_and_propagation_match_dense_numpy_and_ignore_padding():
   ref = np_adjacency(f[:9].astype(np.float64))
   np.testing.assert_allclose(adj[:9, :9], ref, rtol=1e-5, atol=1e-6)
   assert not adj[9:].any() and not adj[:, 9:].any()
-  g = gcn.init_gcn(jax.random.key(0), 5, 6)
-  logit, h = gcn.gcn_apply(g, jnp.asarray(adj), jnp.asarray(f))
+  net = gcn.gcn_net(5, 6)
+  g, _ = net.init(jax.random.key(0))
+  logit, h = gcn.gcn_apply(net, g, jnp.asarray(adj), jnp.asarray(f))
   ref_logit, ref_h = np_gcn(g, ref, f[:9].astype(np.float64))
   np.testing.assert_allclose(np.asarray(logit)[:9], ref_logit, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(np.asarray(h)[:9], ref_h, rtol=1e-4, atol=1e-5)
@@ -68,7 +70,7 @@ def test_training_decreases_the_loss_and_separates_labelled_nodes():
           jax.random.key(0), jnp.asarray(f), pool)
   losses = np.asarray(losses)
   assert losses[-10:].mean() < 0.7 * losses[:3].mean(), losses[[0, -1]]
-  s = np.asarray(jax.nn.sigmoid(gcn.gcn_apply(g, adj, jnp.asarray(f))[0]))
+  s = np.asarray(jax.nn.sigmoid(gcn.gcn_apply(gcn.gcn_net(6, 16), g, adj, jnp.asarray(f))[0]))
   assert s[np.asarray(pool.labelled)].mean() > s[np.asarray(pool.unlabelled)].mean() + 0.2
 
 

@@ -22,7 +22,7 @@ def test_badge_full_projected_seeds_on_the_projected_gradients(mlp):
   fns, params, rest, x = mlp
   strat = strategies.get("badge", fns, embedding="full_projected", k=32, seed=1)
   feats = jax.jit(lambda p: strat.score(p, rest, {"x": x}, jax.random.key(0)))(params)
-  yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+  yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
   np.testing.assert_allclose(
       feats["h"], per_example.grad_projections(fns, params, rest, x, yhat, k=32, seed=1),
       rtol=1e-5, atol=1e-7)

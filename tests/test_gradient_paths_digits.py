@@ -29,7 +29,7 @@ def digits():
   @jax.jit
   def step(p, s):
     loss = lambda p: jnp.mean(-jnp.take_along_axis(jax.nn.log_softmax(
-        fns.apply(p, rest, x[labelled])), y[labelled][:, None], 1))
+        fns.apply(p, rest, x[labelled])[0]), y[labelled][:, None], 1))
     u, s = opt.update(jax.grad(loss)(p), s)
     return optax.apply_updates(p, u), s
 
@@ -63,7 +63,7 @@ def test_digits_scores_and_picks_are_unchanged(digits, name, old, new):
   ext = None
   if name == "isal":
     strat = strategies.get(name, fns, **kw, **old)
-    ext = strat.extension.init(jax.random.key(1), params, rest, x.shape[0])
+    ext = strat.extension.init(jax.random.key(1), params, rest, x)
     ext = strat.extension.after_fit(params, rest, ext, x, y, pool.labelled)
   s_old, ids_old = _scores_and_picks(strategies.get(name, fns, **kw, **old), params, rest, x,
                                      pool, ext)

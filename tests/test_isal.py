@@ -61,7 +61,7 @@ def test_scores_are_minus_influence_from_a_per_example_loop(problem):
   s = jax.tree.map(lambda a: jax.random.normal(jax.random.key(a.size), a.shape), params)
   strat = strategies.get("isal", fns)
   got = jax.jit(lambda p, e: strat.score(p, rest, {"x": x}, None, ext=e))(params, {"s_test": s})
-  yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+  yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
   grad = jax.jit(jax.grad(per_example.example_loss(fns)))
   s_flat = np.asarray(ravel_pytree(s)[0], np.float64)
   ref = [np.asarray(ravel_pytree(grad(params, rest, x[i], yhat[i]))[0], np.float64) @ s_flat
@@ -168,7 +168,7 @@ def test_isal_selects_the_rows_whose_upweighting_lowers_the_held_out_loss_most(t
   pool = np.flatnonzero(~train_rows & ~held)[:40]
   strat = strategies.get("isal", fns, **kw)
   scores = np.asarray(strat.score(params, rest, {"x": x[pool]}, None, ext={"s_test": s}))
-  yhat = jnp.argmax(fns.apply(params, rest, x[pool]), -1)
+  yhat = jnp.argmax(fns.apply(params, rest, x[pool])[0], -1)
   grad_u = jax.jit(jax.grad(lambda t, xi, yi: per_example.example_loss(fns)(
       unravel(t), rest, xi, yi)))
   # First-order change of the held-out loss when u is up-weighted by eps

@@ -6,6 +6,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from flax import nnx
 
 from al_jax import models, sharding, strategies, train
 from al_jax.strategies import ll4al
@@ -51,21 +52,24 @@ def test_ranking_loss_matches_a_pair_loop(kind, b):
 
 
 def np_loss_net(net, feats):
+  net = nnx.to_pure_dict(net)
   hs = []
-  for layer, f in zip(net["fc"], feats):
+  for i, f in enumerate(feats):
     f = np.asarray(f, np.float64)
     if f.ndim == 4:
       f = f.mean(axis=(1, 2))
-    hs.append(np.maximum(f @ np.asarray(layer["w"]) + np.asarray(layer["b"]), 0))
-  return (np.concatenate(hs, -1) @ np.asarray(net["out"]["w"]) + np.asarray(net["out"]["b"]))[:, 0]
+    layer = net["fc"][i]
+    hs.append(np.maximum(f @ np.asarray(layer["kernel"]) + np.asarray(layer["bias"]), 0))
+  out = net["out"]
+  return (np.concatenate(hs, -1) @ np.asarray(out["kernel"]) + np.asarray(out["bias"]))[:, 0]
 
 
 def test_loss_module_pools_and_predicts_like_numpy():
-  net = ll4al.init_loss_net(jax.random.key(0), (3, 5), hidden=4)
+  net, _ = ll4al.loss_net((3, 5), hidden=4).init(jax.random.key(0))
   rng = np.random.default_rng(0)
   feats = [rng.normal(size=(6, 4, 4, 3)).astype(np.float32),
            rng.normal(size=(6, 5)).astype(np.float32)]
-  np.testing.assert_allclose(ll4al.loss_net_apply(net, [jnp.asarray(f) for f in feats]),
+  np.testing.assert_allclose(ll4al.predict(net, [jnp.asarray(f) for f in feats], hidden=4),
                              np_loss_net(net, feats), rtol=1e-5, atol=1e-6)
 
 
@@ -93,9 +97,9 @@ def test_module_learns_to_rank_the_losses(devices):
   del devices
   (params, rest, ext, _), fns, strat, x, y, labelled = fit_ll4al(dict(module_lr=1e-2))
   xl, yl = jnp.asarray(x[labelled]), jnp.asarray(y[labelled])
-  nll = optax.softmax_cross_entropy_with_integer_labels(fns.apply(params, rest, xl), yl)
+  nll = optax.softmax_cross_entropy_with_integer_labels(fns.apply(params, rest, xl)[0], yl)
   w = jnp.ones(len(yl))
-  fresh = strat.extension.init(jax.random.key(1), params, rest, len(x))
+  fresh = strat.extension.init(jax.random.key(1), params, rest, x)
   before = ll4al.ranking_loss(ll4al.predicted_loss(fns, params, rest, xl, fresh), nll, w)
   after = ll4al.ranking_loss(ll4al.predicted_loss(fns, params, rest, xl, ext), nll, w)
   assert float(after) < 0.7 * float(before), (float(before), float(after))
@@ -118,21 +122,21 @@ def test_query_takes_the_highest_predicted_loss_among_unlabelled_on_8_devices(de
   fns = models.build("cnn", (8, 8, 1), 3, filters=2, kernel_size=3, dense=6)
   params, rest = fns.init(jax.random.key(1))
   strat = strategies.get("ll4al", fns, hidden=5)
-  ext = strat.extension.init(jax.random.key(2), params, rest, 64)
   x = np.random.default_rng(1).normal(size=(64, 8, 8, 1)).astype(np.float32)
+  ext = strat.extension.init(jax.random.key(2), params, rest, x)
   rng = np.random.default_rng(3)
   valid = np.arange(64) < 60
   labelled = np.zeros(64, bool)
   labelled[rng.choice(60, 12, replace=False)] = True
   pool = PoolView(*(jnp.asarray(a) for a in (np.where(valid, np.arange(64), -1).astype(np.int32),
                                                valid, labelled, np.full(64, -1, np.int32))))
-  feats = fns.features(params, rest, jnp.asarray(x))[1]["stages"]
+  feats = fns.apply(params, rest, jnp.asarray(x))[1]["stages"]
   pred = np_loss_net(ext["params"], [np.asarray(f) for f in feats])
   unl = np.flatnonzero(valid & ~labelled)
   ref = unl[np.argsort(-pred[unl], kind="stable")[:9]]
   # (test_loop checks 1 vs 8 devices end to end for every strategy.)
   mesh = sharding.make_mesh([("data", 8)])
-  scores = jax.jit(lambda p, r, x, e: sharding.map_batches(
+  scores = jax.jit(lambda p, r, x, e: sharding.chunked_map(
       lambda b: strat.score(p, r, {"x": b}, jax.random.key(0), ext=e), x, 16, mesh))(
           params, rest, sharding.shard_rows(mesh, x), ext)
   np.testing.assert_allclose(np.asarray(scores), pred, rtol=1e-4, atol=1e-5)
@@ -147,8 +151,12 @@ def test_bad_options_fail_loudly():
     strategies.get("ll4al", fns, margin=-1.0)
   with pytest.raises(ValueError, match="ranking loss 'hinge'"):
     strategies.get("ll4al", fns, ranking="hinge")
-  with pytest.raises(ValueError, match="features"):
-    strategies.get("ll4al", fns._replace(features=None, features_train=None))
+  # A model without stage features: the module has nothing to read.
+  flat = models.build("mlp", (4,), 3, hidden=())
+  params, rest = flat.init(jax.random.key(0))
+  with pytest.raises(ValueError, match="stages"):
+    strategies.get("ll4al", flat).extension.init(jax.random.key(1), params, rest,
+                                                 jnp.zeros((8, 4)))
 
 
 # End to end: tests/test_loop.py smoke-runs every configs/*.py (these strategies' digits,
@@ -169,7 +177,8 @@ def test_warm_start_carries_the_loss_module(devices):
   _, _, warm, _ = fit(*args, ext_params=ext["params"])
   jax.tree.map(np.testing.assert_array_equal, warm["params"], ext["params"])
   _, _, cold, _ = fit(*args)
-  assert not np.allclose(cold["params"]["out"]["w"], ext["params"]["out"]["w"])
+  cold, trained = (nnx.to_pure_dict(e["params"]) for e in (cold, ext))
+  assert not np.allclose(cold["out"]["kernel"], trained["out"]["kernel"])
 
 
 def test_loop_passes_the_trained_module_to_the_next_round_only_when_warm(tmp_path, monkeypatch):

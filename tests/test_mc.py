@@ -28,7 +28,7 @@ def test_sample_k_is_one_network_whatever_the_batch(mlp):
   one_row = mc.log_probs(fns, params, rest, jnp.asarray(x[3:4]), key, 5)
   np.testing.assert_allclose(one_row[0], whole[3], rtol=1e-5, atol=1e-6)
   # Sample k uses fold_in(key, k): a single network on its own matches.
-  k2 = jax.nn.log_softmax(fns.apply_mc(params, rest, jnp.asarray(x), jax.random.fold_in(key, 2)))
+  k2 = jax.nn.log_softmax(fns.apply_mc(params, rest, jnp.asarray(x), jax.random.fold_in(key, 2))[0])
   np.testing.assert_allclose(whole[:, 2], k2, rtol=1e-5, atol=1e-6)
   # The K networks really differ (dropout is on), and a new key changes them.
   assert float(jnp.abs(whole[:, 0] - whole[:, 1]).max()) > 1e-3
@@ -114,7 +114,7 @@ def test_per_example_masks_are_keyed_by_sample_and_global_id(mlp, devices):
   for k in (0, 3):
     for i in (0, 17, 47):
       one = fns.apply_mc(params, rest, jnp.asarray(x[i:i + 1]),
-                         jax.random.fold_in(jax.random.fold_in(key, k), int(ids[i])))
+                         jax.random.fold_in(jax.random.fold_in(key, k), int(ids[i])))[0]
       np.testing.assert_allclose(whole[i, k], jax.nn.log_softmax(one[0]), rtol=1e-5, atol=1e-6)
   # Reversed rows with their ids: the same per-example values.
   rev = mc.log_probs(fns, params, rest, jnp.asarray(x[::-1]), key, 5, ids=jnp.asarray(ids[::-1]))

@@ -19,13 +19,13 @@ def test_views_shapes_and_head_of_embed(name, shape, kw):
   fns = models.build(name, shape, 5, **kw)
   params, rest = models.jit_init(fns)(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (6,) + shape)
-  logits = fns.apply(params, rest, x)
-  h = fns.embed(params, rest, x)
+  logits, out = fns.apply(params, rest, x)
+  h = out["pre_logits"]
   assert logits.shape == (6, 5) and h.shape == (6, fns.embed_dim)
   # Eval mode: the head applied to the embedding is the whole network.
   np.testing.assert_allclose(fns.head(params, rest, h), logits, rtol=1e-5, atol=1e-5)
   # Eval mode is deterministic; MC mode with dropout differs between keys.
-  mc = [fns.apply_mc(params, rest, x, jax.random.key(k)) for k in (2, 3)]
+  mc = [fns.apply_mc(params, rest, x, jax.random.key(k))[0] for k in (2, 3)]
   assert mc[0].shape == (6, 5)
   assert not np.allclose(mc[0], mc[1])
 
@@ -36,10 +36,10 @@ def test_mc_masks_do_not_depend_on_the_batch(name, shape, kw):
   params, rest = models.jit_init(fns)(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (8,) + shape)
   key = jax.random.key(7)
-  whole = fns.apply_mc(params, rest, x, key)
-  split = jnp.concatenate([fns.apply_mc(params, rest, x[:3], key),
-                           fns.apply_mc(params, rest, x[3:], key)])
-  reordered = fns.apply_mc(params, rest, x[::-1], key)[::-1]
+  whole = fns.apply_mc(params, rest, x, key)[0]
+  split = jnp.concatenate([fns.apply_mc(params, rest, x[:3], key)[0],
+                           fns.apply_mc(params, rest, x[3:], key)[0]])
+  reordered = fns.apply_mc(params, rest, x[::-1], key)[0][::-1]
   np.testing.assert_allclose(whole, split, rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(whole, reordered, rtol=1e-5, atol=1e-5)
 
@@ -48,11 +48,11 @@ def test_train_view_updates_batch_norm_stats_and_eval_uses_them():
   fns = models.build("resnet18", (8, 8, 3), 3, width=4)
   params, rest = models.jit_init(fns)(jax.random.key(0))
   x = 3.0 + jax.random.normal(jax.random.key(1), (16, 8, 8, 3))
-  before = fns.apply(params, rest, x)
+  before = fns.apply(params, rest, x)[0]
   _, new_rest = fns.apply_train(params, rest, x, jax.random.key(2))
   changed = jax.tree.map(lambda a, b: not np.allclose(a, b), rest, new_rest)
   assert any(jax.tree.leaves(changed))
-  assert not np.allclose(fns.apply(params, new_rest, x), before)
+  assert not np.allclose(fns.apply(params, new_rest, x)[0], before)
 
 
 def test_init_depends_on_key_only():
@@ -128,19 +128,25 @@ def test_conv2d_forward_mode_and_hessian_vector_products():
   np.testing.assert_allclose(hvp, hvp_ref, rtol=1e-4, atol=1e-4)
 
 
+# The channels of each out["stages"] entry, as each architecture defines them.
+STAGE_DIMS = {("mlp", (8, 8, 1)): (16,), ("cnn", (8, 8, 1)): (4, 4, 8),
+              ("cnn", (28, 28, 1)): (4, 4, 8), ("resnet18", (8, 8, 3)): (4, 8, 16, 32),
+              ("vgg16_bn", (32, 32, 3)): (4, 8, 16, 32, 32)}
+
+
 @pytest.mark.parametrize("name,shape,kw", CASES)
 def test_call_returns_logits_and_out(name, shape, kw):
   fns = models.get(name, shape, 5, **kw)
   params, rest = models.jit_init(fns)(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (6,) + shape)
-  logits, out = fns.features(params, rest, x)
-  np.testing.assert_array_equal(logits, fns.apply(params, rest, x))
+  logits, out = fns.apply(params, rest, x)
+  np.testing.assert_allclose(logits, jax.jit(fns.apply)(params, rest, x)[0], rtol=1e-5, atol=1e-6)
   assert out["pre_logits"].shape == (6, fns.embed_dim)
-  assert [s.shape[-1] for s in out["stages"]] == list(fns.feature_dims)
-  # Train mode from the same single pass: logits agree with apply_train, and
-  # with dropout on, the train-mode embedding differs from the eval one.
-  (t_logits, t_out), _ = fns.features_train(params, rest, x, jax.random.key(2))
-  np.testing.assert_allclose(t_logits, fns.apply_train(params, rest, x, jax.random.key(2))[0],
+  assert [s.shape[-1] for s in out["stages"]] == list(STAGE_DIMS[name, shape])
+  # Train mode from the same single pass: the same logits however often it
+  # runs, and with dropout on, the train-mode embedding differs from the eval one.
+  (t_logits, t_out), _ = fns.apply_train(params, rest, x, jax.random.key(2))
+  np.testing.assert_allclose(t_logits, fns.apply_train(params, rest, x, jax.random.key(2))[0][0],
                              rtol=1e-6, atol=1e-6)
   np.testing.assert_allclose(fns.head(params, rest, t_out["pre_logits"]), t_logits,
                              rtol=1e-4, atol=1e-4)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from al_jax import models, per_example
+from al_jax import models, per_example, sharding
 
 
 @pytest.fixture(scope="module")
@@ -59,13 +59,15 @@ def test_class_grad_norms_match_a_loop(mlp):
   np.testing.assert_allclose(got_c, ref_c, rtol=1e-5)
 
 
-def test_microbatched_keeps_row_order_for_any_size():
+@pytest.mark.parametrize("strided", [True, False])
+def test_chunked_map_keeps_row_order_for_any_size(strided):
+  # The per-example microbatches (strided) and every other chunked map.
   x = jnp.arange(11.0)[:, None] * jnp.ones((1, 3))
   for m in (1, 2, 4, 11, 50):
-    out = per_example.microbatched(lambda a: a.sum(-1) + 0 * a[:, 0], x, m)
+    out = sharding.chunked_map(lambda a: a.sum(-1) + 0 * a[:, 0], x, m, strided=strided)
     np.testing.assert_array_equal(out, 3 * np.arange(11.0))
-  with pytest.raises(ValueError, match="microbatch_size"):
-    per_example.microbatched(lambda a: a, x, 0)
+  with pytest.raises(ValueError, match="chunk size"):
+    sharding.chunked_map(lambda a: a, x, 0, strided=strided)
 
 
 @pytest.mark.parametrize("bias", [True, False])

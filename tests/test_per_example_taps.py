@@ -206,3 +206,59 @@ def test_bfloat16_compute_keeps_the_layers_tapped():
   got = jax.jit(lambda p: per_example.tap_grad_norms(fb, p, rest, x, y))(params)
   ref = per_example.grad_norms(fb, params, rest, x, y, 4)
   np.testing.assert_allclose(got, ref, rtol=5e-2)  # both bfloat16 networks
+
+
+def test_predicted_labels_come_from_the_same_forward_pass():
+  fns, params, rest, x, _ = _model("mlp")
+  yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
+  got = jax.jit(lambda p: per_example.tap_grad_norms(fns, p, rest, x))(params)
+  np.testing.assert_allclose(got, per_example.grad_norms(fns, params, rest, x, yhat, 4),
+                             rtol=1e-5)
+
+
+def test_tapped_max_pool_and_conv_pull_back_like_the_model_ops():
+  """The taps' own max pool (first maximum of a window takes the cotangent,
+  with many equal values) and stride-1 conv (input gradient as a flipped-kernel
+  convolution) give the values and gradients of nnx.max_pool / conv2d."""
+  from al_jax.models import conv as conv_mod
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.integers(0, 3, (3, 7, 6, 2)).astype(np.float32))  # ties everywhere
+
+  def tapped(fn):
+    def run(*a):
+      with taps.intercept(taps.Recorder(ids={})):
+        return fn(*a)
+    return run
+
+  pool = lambda v: nnx.max_pool(v, (2, 2), strides=(2, 2))
+  (y0, b0), (y1, b1) = jax.vjp(pool, x), jax.vjp(tapped(pool), x)
+  g = jnp.asarray(rng.normal(size=y0.shape).astype(np.float32))
+  np.testing.assert_array_equal(y1, y0)
+  np.testing.assert_array_equal(b1(g)[0], b0(g)[0])
+  for padding, k in (("VALID", 3), ("SAME", 4)):
+    w = jnp.asarray(rng.normal(size=(k, k, 2, 3)).astype(np.float32))
+    conv = lambda v, u: conv_mod.conv2d(v, u, padding)
+    (y0, b0), (y1, b1) = jax.vjp(conv, x, w), jax.vjp(tapped(conv), x, w)
+    g = jnp.asarray(rng.normal(size=y0.shape).astype(np.float32))
+    np.testing.assert_allclose(y1, y0, rtol=1e-6)
+    for u, v in zip(b1(g), b0(g)):
+      np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
+def test_row_chunks_give_the_same_norms_on_one_and_eight_devices(devices, name):
+  """Forced small chunks (3 rows of 16: padded, strided over the shards) equal
+  one unchunked pass, also with the rows sharded over 8 devices."""
+  fns, params, rest, x, y = _model(name, n=14, pad=2)
+  mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=devices)
+  rows = NamedSharding(mesh, P("data"))
+
+  def fn(r):
+    return jax.jit(lambda p, x, y: (per_example.tap_grad_norms(fns, p, rest, x, y, rows=r),
+                                    per_example.tap_class_grad_norms(fns, p, rest, x, rows=r)))
+  whole = fn(10 ** 6)(params, x, y)
+  for got in (fn(3)(params, x, y), fn(3)(params, jax.device_put(x, rows), jax.device_put(y, rows))):
+    for a, b in zip(got, whole):
+      np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  assert fast.chunk_rows(taps.discover(fns, params, rest, x[:1])[0], 10, 1 << 10) >= 1

@@ -45,16 +45,16 @@ def test_bfloat16_views_compute_in_bf16_and_return_float32():
   bf = precision.with_compute_dtype(fns, "bfloat16")
   params, rest = fns.init(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (5, 8, 8, 1))
-  lo, hi = fns.apply(params, rest, x), bf.apply(params, rest, x)
-  assert hi.dtype == jnp.float32 and bf.embed(params, rest, x).dtype == jnp.float32
+  lo, (hi, out) = fns.apply(params, rest, x)[0], bf.apply(params, rest, x)
+  assert hi.dtype == jnp.float32 and out["pre_logits"].dtype == jnp.float32
   # Reference: the same network with params and input rounded to bf16 by hand.
   p16 = jax.tree.map(lambda a: a.astype(jnp.bfloat16), params)
-  ref = fns.apply(p16, rest, x.astype(jnp.bfloat16)).astype(jnp.float32)
+  ref = fns.apply(p16, rest, x.astype(jnp.bfloat16))[0].astype(jnp.float32)
   np.testing.assert_array_equal(np.asarray(hi), np.asarray(ref))
   assert not np.array_equal(np.asarray(lo), np.asarray(hi))  # really lower precision
   np.testing.assert_allclose(np.asarray(lo), np.asarray(hi), atol=0.1)
   # Gradients w.r.t. the float32 params come back float32.
-  g = jax.grad(lambda p: bf.apply_train(p, rest, x, jax.random.key(2))[0].sum())(params)
+  g = jax.grad(lambda p: bf.apply_train(p, rest, x, jax.random.key(2))[0][0].sum())(params)
   assert all(a.dtype == jnp.float32 for a in jax.tree.leaves(g))
   assert precision.with_compute_dtype(fns, "float32") is fns
   with pytest.raises(ValueError, match="compute_dtype 'float16'"):

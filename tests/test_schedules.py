@@ -89,7 +89,7 @@ def _fit_with_spy(schedule, sizes):
 
   def linear_loss(params, rest, ext, batch, key, epoch):
     del key, epoch
-    logits, new_rest = fns.apply_train(params, rest, batch["x"], jax.random.key(0))
+    (logits, _), new_rest = fns.apply_train(params, rest, batch["x"], jax.random.key(0))
     first = jax.tree_util.tree_leaves(params)[0]
     jax.debug.callback(lambda a, b: seen.append((float(a), float(b))), first.ravel()[0],
                        ext["params"]["v"])

@@ -47,7 +47,7 @@ def test_epoch_visits_each_labelled_row_once_with_weights():
 
   def spy_loss(params, rest, ext, batch, key, epoch):
     del ext, key, epoch
-    logits, new_rest = fns.apply_train(params, rest, batch["x"], jax.random.key(0))
+    (logits, _), new_rest = fns.apply_train(params, rest, batch["x"], jax.random.key(0))
     jax.debug.callback(lambda y, w: seen.append((np.asarray(y), np.asarray(w))),
                        batch["y"], batch["w"])
     return jnp.sum(logits * 0.0), (new_rest, logits)
@@ -83,15 +83,15 @@ def test_extension_params_train_and_hooks_run():
   pool, mesh, fns, tcfg = setup()
   import optax
 
-  def init(key, params, rest, num_rows):
+  def init(key, params, rest, x):
     del key, params, rest
     return {"params": {"t": jnp.zeros(())}, "epochs": jnp.zeros((), jnp.int32),
             "steps": jnp.zeros((), jnp.int32), "unl_ok": jnp.ones((), bool),
-            "rows": jnp.zeros((num_rows,))}
+            "rows": jnp.zeros((x.shape[0],))}
 
   def loss(params, rest, ext, batch, key, epoch):
     del epoch
-    logits, new_rest = fns.apply_train(params, rest, batch["x"], key)
+    (logits, _), new_rest = fns.apply_train(params, rest, batch["x"], key)
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
     # An extra parameter pulled towards 3.
     return train.weighted_mean(ce, batch["w"]) + (ext["params"]["t"] - 3.0) ** 2, (new_rest, logits)

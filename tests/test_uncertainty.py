@@ -27,12 +27,13 @@ def np_select(scores, valid, labelled, budget):
 
 
 class FakeFns:
-  """apply returns the input itself: scores become a function of the logits we choose."""
+  """apply returns the input itself as the logits: scores become a function of the logits we
+  choose."""
 
   @staticmethod
   def apply(params, rest, x):
     del params, rest
-    return x
+    return x, {"pre_logits": x, "stages": []}
 
 
 @pytest.mark.parametrize("name", ["least_confidence", "entropy", "margin"])
@@ -111,6 +112,6 @@ def test_end_to_end_score_on_a_real_model():
   fns = models.build("mlp", (4,), 3, hidden=(8,))
   params, rest = fns.init(jax.random.key(0))
   x = jax.random.normal(jax.random.key(1), (10, 4))
-  logits = np.asarray(fns.apply(params, rest, x), np.float64)
+  logits = np.asarray(fns.apply(params, rest, x)[0], np.float64)
   got = strategies.get("margin", fns).score(params, rest, {"x": x}, None)
   np.testing.assert_allclose(got, np_scores(logits)["margin"], rtol=1e-4, atol=1e-6)

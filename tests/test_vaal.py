@@ -50,13 +50,15 @@ def test_kl_term_reduces_as_each_reference():
 @pytest.mark.parametrize("shape,channels", [((28, 28, 1), (8, 16, 16)), ((32, 32, 3), (4, 8)),
                                             ((8, 8, 1), ())])
 def test_vae_reconstructs_the_input_shape(shape, channels):
-  init, apply = vae_lib.pure(lambda rngs: vae_lib.VAE(shape, 6, channels=channels, dense=16,
-                                                      dec_in=7, rngs=rngs))
-  params = jax.eval_shape(init, jax.random.key(0))  # shapes only: no conv compile on CPU
+  vae = models.pure(lambda rngs: vae_lib.VAE(shape, 6, channels=channels, dense=16, dec_in=7,
+                                             rngs=rngs))
+  params, _ = jax.eval_shape(vae.init, jax.random.key(0))  # shapes only: no conv compile on CPU
   x = jax.ShapeDtypeStruct((3,) + shape, jnp.float32)
-  mu, logvar = jax.eval_shape(lambda p, x: apply(p, "encode", x), params, x)
+  mu, logvar = jax.eval_shape(lambda p, x: vae.apply(p, {}, x, method=vae_lib.VAE.encode),
+                              params, x)
   assert mu.shape == logvar.shape == (3, 6)
-  rec = jax.eval_shape(lambda p: apply(p, "decode", jnp.zeros((3, 7))), params)
+  rec = jax.eval_shape(
+      lambda p: vae.apply(p, {}, jnp.zeros((3, 7)), method=vae_lib.VAE.decode), params)
   assert rec.shape == (3,) + shape
 
 
@@ -151,18 +153,18 @@ def reference_first_losses(mode, x, pool, key, kw, oui=None, r=None, num_classes
   b, z_dim = kw["batch_size"], kw["z_dim"]
   half, cond = z_dim // 2, int(mode == "ta_vaal")
   shape = x.shape[1:]
-  vae_init, vae_apply = vae_lib.pure(lambda rngs: vae_lib.VAE(
+  vae = models.pure(lambda rngs: vae_lib.VAE(
       shape, z_dim, channels=kw["channels"], dense=kw["dense"],
       dec_in=(half if mode == "sraal" else z_dim) + cond, rngs=rngs))
-  d_init, d_apply = vae_lib.pure(lambda rngs: vae_lib.Discriminator(
+  dis = models.pure(lambda rngs: vae_lib.Discriminator(
       z_dim + cond, hidden=kw["disc_hidden"], rngs=rngs))
   k_vae, k_d, k_c, k_loop = jax.random.split(key, 4)
-  gen = {"vae": vae_init(k_vae)}
+  gen = {"vae": vae.init(k_vae)[0]}
   if mode == "sraal":
-    c_init, c_apply = vae_lib.pure(lambda rngs: vae_lib.MLPClassifier(
+    cls = models.pure(lambda rngs: vae_lib.MLPClassifier(
         z_dim - half, num_classes, hidden=kw["cls_hidden"], rngs=rngs))
-    gen["cls"] = c_init(k_c)
-  disc = d_init(k_d)
+    gen["cls"] = cls.init(k_c)[0]
+  disc = dis.init(k_d)[0]
   lab = np.asarray(pool.labelled & pool.valid, np.float32)
   unl = np.asarray(pool.valid & ~pool.labelled, np.float32)
   k_l, k_u, k_s = jax.random.split(jax.random.fold_in(k_loop, 0), 3)
@@ -173,23 +175,23 @@ def reference_first_losses(mode, x, pool, key, kw, oui=None, r=None, num_classes
 
   def d_logit(mu, rows):
     inp = jnp.concatenate([mu, r[rows][:, None]], -1) if cond else mu
-    return d_apply(disc, "__call__", inp)
+    return dis.apply(disc, {}, inp)
 
   def set_loss(g, rows, eps, labelled):
     xb = jnp.asarray(x)[rows]
-    mu, logvar = vae_apply(g["vae"], "encode", xb)
+    mu, logvar = vae.apply(g["vae"], {}, xb, method=vae_lib.VAE.encode)
     z = mu + jnp.exp(0.5 * logvar) * eps
     dec = z[:, :half] if mode == "sraal" else z
     if cond:
       dec = jnp.concatenate([dec, jax.nn.sigmoid(r[rows])[:, None]], -1)
-    mse = jnp.mean((vae_apply(g["vae"], "decode", dec) - xb) ** 2)
+    mse = jnp.mean((vae.apply(g["vae"], {}, dec, method=vae_lib.VAE.decode) - xb) ** 2)
     kl = jnp.mean(0.5 * jnp.sum(jnp.exp(logvar) + mu ** 2 - 1.0 - logvar, -1))
     if mode == "ta_vaal":  # its reference: torch.mean over batch and latent dims
       kl = kl / mu.shape[-1]
     fool = jnp.mean(softplus(-d_logit(mu, rows)))  # BCE(sigmoid(l), 1)
     out = kw["recon_weight"] * mse + kw["beta"] * kl + kw["adversary_weight"] * fool
     if mode == "sraal" and labelled:
-      logp = jax.nn.log_softmax(c_apply(g["cls"], "__call__", z[:, half:]))
+      logp = jax.nn.log_softmax(cls.apply(g["cls"], {}, z[:, half:]))
       y = jnp.asarray(pool.labels)[rows]
       out += kw["ce_weight"] * -jnp.mean(jnp.take_along_axis(logp, y[:, None], -1))
     return out
@@ -201,7 +203,7 @@ def reference_first_losses(mode, x, pool, key, kw, oui=None, r=None, num_classes
   gen1 = optax.apply_updates(gen, upd)
 
   def d_set(rows, target):
-    mu = vae_apply(gen1["vae"], "encode", jnp.asarray(x)[rows])[0]
+    mu = vae.apply(gen1["vae"], {}, jnp.asarray(x)[rows], method=vae_lib.VAE.encode)[0]
     logit = d_logit(mu, rows)
     return jnp.mean(softplus(logit) - target * logit)  # BCE(sigmoid(l), target)
 

@@ -5,14 +5,30 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import pytest
+from flax import nnx
 
 from al_jax import models, sharding, strategies, train
 from al_jax.strategies import waal
 from tests.helpers import make_pool
 
 
+def weights(c):
+  """The critic's params as the reference's (w1, b1, w2, b2), float64."""
+  c = nnx.to_pure_dict(c)
+  return {"w1": np.asarray(c["hidden"]["kernel"], np.float64),
+          "b1": np.asarray(c["hidden"]["bias"], np.float64),
+          "w2": np.asarray(c["out"]["kernel"], np.float64),
+          "b2": np.asarray(c["out"]["bias"], np.float64)}
+
+
+def critic(dim, hidden, dropout=0.0, key=0):
+  """(views, params) of a fresh critic."""
+  net = waal.critic(dim, hidden, dropout)
+  return net, net.init(jax.random.key(key))[0]
+
+
 def np_critic(c, h):
-  c = {k: np.asarray(v, np.float64) for k, v in c.items()}
+  c = weights(c)
   u = h @ c["w1"] + c["b1"]
   s = np.maximum(u, 0) @ c["w2"] + c["b2"]
   d = 1 / (1 + np.exp(-s[:, 0]))
@@ -22,44 +38,48 @@ def np_critic(c, h):
 
 
 def test_critic_and_gradient_penalty_match_numpy():
-  c = waal.init_critic(jax.random.key(0), 6, 5)
+  net, c = critic(6, 5)
   rng = np.random.default_rng(0)
   h_u, h_l = rng.normal(size=(2, 7, 6)).astype(np.float32)
   d, _ = np_critic(c, h_u.astype(np.float64))
-  np.testing.assert_allclose(waal.critic_apply(c, jnp.asarray(h_u)), d, rtol=1e-5)
+  np.testing.assert_allclose(waal.critic_fn(net, c)(jnp.asarray(h_u)), d, rtol=1e-5)
   key = jax.random.key(3)
-  gp = waal.gradient_penalty(c, jnp.asarray(h_u), jnp.asarray(h_l), key)
+  gp = waal.gradient_penalty(waal.critic_fn(net, c), jnp.asarray(h_u), jnp.asarray(h_l), key)
   a = np.asarray(jax.random.uniform(jax.random.split(key)[0], (7, 1)), np.float64)
   pts = np.concatenate([h_u + a * (h_l - h_u), h_u, h_l]).astype(np.float64)
   _, g = np_critic(c, pts)
   np.testing.assert_allclose(float(gp), np.mean((np.linalg.norm(g, axis=-1) - 1) ** 2),
                              rtol=1e-4)
   w = np.array([1, 1, 1, 1, 1, 0, 0], np.float32)
-  wd = waal.wasserstein(c, jnp.asarray(h_u), jnp.asarray(h_l), jnp.asarray(w), 0.5)
+  wd = waal.wasserstein(waal.critic_fn(net, c), jnp.asarray(h_u), jnp.asarray(h_l),
+                        jnp.asarray(w), 0.5)
   d_l, _ = np_critic(c, h_l.astype(np.float64))
   np.testing.assert_allclose(float(wd), d.mean() - 0.5 * d_l[:5].mean(), rtol=1e-5)
 
 
 def test_critic_dropout_matches_numpy_and_is_off_without_a_key():
-  c = waal.init_critic(jax.random.key(0), 6, 5)
+  net, c = critic(6, 5, dropout=0.5)
+  d_fn = waal.critic_fn(net, c)
   h = np.random.default_rng(1).normal(size=(7, 6)).astype(np.float32)
   key = jax.random.key(4)
   keep = np.asarray(jax.random.bernoulli(key, 0.5, (7, 5)), np.float64)
-  p = {k: np.asarray(v, np.float64) for k, v in c.items()}
+  p = weights(c)
   u = np.maximum(h @ p["w1"] + p["b1"], 0) * keep / 0.5
   d = 1 / (1 + np.exp(-(u @ p["w2"] + p["b2"])[:, 0]))
-  np.testing.assert_allclose(waal.critic_apply(c, jnp.asarray(h), key, 0.5), d, rtol=1e-5)
-  assert not np.allclose(waal.critic_apply(c, jnp.asarray(h), key, 0.5), waal.critic_apply(c, h))
-  np.testing.assert_array_equal(waal.critic_apply(c, jnp.asarray(h), None, 0.5),
-                                waal.critic_apply(c, jnp.asarray(h)))
+  np.testing.assert_allclose(d_fn(jnp.asarray(h), key), d, rtol=1e-5)
+  assert not np.allclose(d_fn(jnp.asarray(h), key), d_fn(h))
+  no_dropout = waal.critic_fn(waal.critic(6, 5), c)
+  np.testing.assert_array_equal(d_fn(jnp.asarray(h), None), no_dropout(jnp.asarray(h)))
 
 
 def test_gradient_penalty_gradient_is_finite_when_the_critic_is_flat():
   # All critic ReLUs off: grad D = 0, where d||g|| is 0/0 (this NaN'd VGG runs).
-  c = waal.init_critic(jax.random.key(0), 4, 3)
-  c = {**c, "b1": jnp.full_like(c["b1"], -100.0)}
+  net, c = critic(4, 3)
+  c = nnx.to_pure_dict(c)
+  c["hidden"]["bias"] = jnp.full_like(c["hidden"]["bias"], -100.0)
   h = jnp.zeros((5, 4))
-  gp, g = jax.value_and_grad(waal.gradient_penalty)(c, h, h, jax.random.key(1))
+  gp, g = jax.value_and_grad(lambda c: waal.gradient_penalty(waal.critic_fn(net, c), h, h,
+                                                             jax.random.key(1)))(c)
   np.testing.assert_allclose(float(gp), 1.0, rtol=1e-5)
   assert all(np.isfinite(np.asarray(v)).all() for v in jax.tree.leaves(g))
 
@@ -69,19 +89,20 @@ def test_query_matches_the_reference_ranking_on_1_and_8_devices(devices):
   fns = models.build("mlp", (5,), 4, hidden=(8,))
   params, rest = fns.init(jax.random.key(1))
   strat = strategies.get("waal", fns, selection=10.0, critic_hidden=6)
-  ext = strat.extension.init(jax.random.key(2), params, rest, 64)
   x = np.random.default_rng(1).normal(size=(64, 5)).astype(np.float32)
+  ext = strat.extension.init(jax.random.key(2), params, rest, x)
   pool = make_pool(60, 64, 12, 1)
   # Brute force, as the reference: total = 0.5 L2 + 0.5 L1 of log p - 10 D; smallest first.
-  logits = np.asarray(fns.apply(params, rest, jnp.asarray(x)), np.float64)
+  logits = np.asarray(fns.apply(params, rest, jnp.asarray(x))[0], np.float64)
   logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-  d, _ = np_critic(ext["critic"], np.asarray(fns.embed(params, rest, jnp.asarray(x)), np.float64))
+  h = fns.apply(params, rest, jnp.asarray(x))[1]["pre_logits"]
+  d, _ = np_critic(ext["critic"], np.asarray(h, np.float64))
   total = 0.5 * np.linalg.norm(logp, axis=-1) + 0.5 * (-logp).sum(-1) - 10 * d
   unl = np.flatnonzero(np.asarray(pool.unlabelled))
   ref = unl[np.argsort(total[unl], kind="stable")[:9]]
   for n_dev in (1, 8):
     mesh = sharding.make_mesh([("data", n_dev)])
-    scores = jax.jit(lambda p, r, x, e: sharding.map_batches(
+    scores = jax.jit(lambda p, r, x, e: sharding.chunked_map(
         lambda b: strat.score(p, r, {"x": b}, jax.random.key(0), ext=e), x, 16, mesh))(
             params, rest, sharding.shard_rows(mesh, x), ext)
     np.testing.assert_allclose(np.asarray(scores), -total, rtol=1e-4, atol=1e-5)
@@ -108,6 +129,12 @@ def fit_setup(extension):
              sharding.shard_rows(mesh, labelled), jax.random.key(1)), fns, x, labelled
 
 
+def critic_scores(fns, params, rest, ext, x):
+  """The trained critic's D on eval-mode embeddings of x."""
+  h = fns.apply(params, rest, jnp.asarray(x))[1]["pre_logits"]
+  return np.asarray(waal.critic_fn(waal.critic(fns.embed_dim), ext["critic"])(h))
+
+
 def test_alpha_zero_trains_exactly_like_cross_entropy_and_the_critic_learns(devices):
   del devices
   (p0, _, _, _), fns, x, labelled = fit_setup(
@@ -119,14 +146,14 @@ def test_alpha_zero_trains_exactly_like_cross_entropy_and_the_critic_learns(devi
   # from unlabelled (high D) features the model does not fight (alpha = 0).
   (pa, ra, exta, _), fns, x, labelled = fit_setup(
       lambda f: strategies.get("waal", f, alpha=0.0).extension)
-  da = np.asarray(waal.critic_apply(exta["critic"], fns.embed(pa, ra, jnp.asarray(x))))
+  da = critic_scores(fns, pa, ra, exta, x)
   assert da[~labelled].mean() > da[labelled].mean() + 0.1, (da[~labelled].mean(), da[labelled].mean())
   assert float(exta["w_dist"]) > 0.1 and np.isfinite(float(exta["gp"]))
   # With alpha > 0 the features fight the critic: its margin shrinks (over the
   # reference's long epochs the features win: the margin can even turn negative).
   (p1, r1, ext1, _), fns, x, labelled = fit_setup(
       lambda f: strategies.get("waal", f, alpha=0.5).extension)
-  d1 = np.asarray(waal.critic_apply(ext1["critic"], fns.embed(p1, r1, jnp.asarray(x))))
+  d1 = critic_scores(fns, p1, r1, ext1, x)
   gap_a = da[~labelled].mean() - da[labelled].mean()
   gap1 = d1[~labelled].mean() - d1[labelled].mean()
   assert gap1 < gap_a - 0.1, (gap_a, gap1)
@@ -165,3 +192,29 @@ def test_long_epoch_steps_and_weights_inside_the_compiled_epoch(devices):
     # Long epochs cycle the 24 labelled rows over 72 rows (5 batches), all counted
     # (the reference's zipped loader); short ones weight the 8 wrap-around rows 0.
     assert int(ext["n"]) == 40 * steps and float(ext["w"]) == 40 * rows, (long_epoch, ext)
+
+
+def test_one_train_mode_forward_pass_per_set_and_step():
+  # The critic's step reuses the loss's train-mode features: no forward pass of its own.
+  fns = models.build("mlp", (4,), 2, hidden=(8,), dropout=0.5)
+  calls = []
+
+  def counted(name):
+    return lambda *a: calls.append(name) or getattr(fns, name)(*a)
+
+  strat = strategies.get("waal", fns._replace(apply=counted("apply"),
+                                              apply_train=counted("apply_train")))
+  params, rest = fns.init(jax.random.key(0))
+  x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+  batch = {"x": jnp.asarray(x), "y": jnp.zeros(8, jnp.int32), "w": jnp.ones(8),
+           "x_u": jnp.asarray(x + 1.0)}
+  key = jax.random.key(1)
+  ext = strat.extension.init(key, params, rest, x)
+  _, (_, _, side) = strat.extension.loss(params, rest, ext, batch, key, 0)
+  new = strat.extension.after_step(params, rest, ext, {**batch, **side}, key, 0)
+  assert calls == ["apply_train", "apply_train"], calls
+  # The features it trained on are the train-mode ones (dropout on) of that pass.
+  train_h = fns.apply_train(params, rest, batch["x"], key)[0][1]["pre_logits"]
+  np.testing.assert_array_equal(side["h_l"], train_h)
+  assert not np.allclose(side["h_l"], fns.apply(params, rest, batch["x"])[1]["pre_logits"])
+  assert np.isfinite(float(new["w_dist"]))

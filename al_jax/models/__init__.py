@@ -1,8 +1,9 @@
 """Model registry and the one bridge between NNX modules and pure JAX.
 
-`functional(make)` returns pure functions with params as arguments, so the
-round loop and the strategies never touch NNX objects and nothing recompiles
-when the parameters change.
+`functional(make)` returns a backbone's pure functions with params as
+arguments, so the round loop and the strategies never touch NNX objects and
+nothing recompiles when the parameters change; `pure(make)` gives the same
+views of any module (the strategies' auxiliary networks).
 """
 
 import math
@@ -30,46 +31,55 @@ MODELS: dict[str, Callable[..., nnx.Module]] = {
 }
 
 
-class Functional(NamedTuple):
-  """Pure views of one model architecture.
+class Pure(NamedTuple):
+  """Pure views of any NNX module (backbone or auxiliary network).
 
-  Every view runs the module's one `__call__`, which returns (logits, out)
-  with out["pre_logits"] [B, D] and out["stages"]; the views differ only in
-  mode, chosen in one place (`functional`, through `nnx.view`).
+  init(key) -> (params, rest)       rest: the non-parameter state (BatchNorm
+                                    statistics); {} for a module without any
+  apply(params, rest, *args, method=None, **kw) -> out
+                                    eval mode (dropout off, BN frozen)
+  apply_train(params, rest, *args, method=None, **kw) -> (out, new_rest)
+                                    train mode (dropout on, BN on batch stats)
+  apply_mc(params, rest, *args, method=None, **kw) -> out
+                                    dropout on, BN frozen
 
-  init(key) -> (params, rest)
-  apply(params, rest, x) -> logits            eval mode (dropout off, BN frozen)
-  embed(params, rest, x) -> [B, D]            out["pre_logits"], eval mode
-  head(params, rest, h) -> logits             the last linear layer alone
-  apply_mc(params, rest, x, key) -> logits    dropout on, BN frozen; the same
-                                              mask for every example given key
-  apply_train(params, rest, x, key) -> (logits, new_rest)
-                                              dropout on, BN on batch statistics
-  features(params, rest, x) -> (logits, out)  eval mode, with the whole `out`
-  features_train(params, rest, x, key) -> ((logits, out), new_rest)
-                                              the same in apply_train's mode (one
-                                              forward pass gives the train-mode
-                                              logits and embedding: WAAL, LL4AL)
-  feature_dims: the channel count of each out["stages"] entry.
+  `method` is a function of the module (`VAE.encode`), default `__call__`;
+  `kw` reaches it unchanged (dropout keys go in as `rngs`).
   """
   init: Callable
   apply: Callable
-  embed: Callable
-  head: Callable
+  apply_train: Callable
+  apply_mc: Callable
+
+
+class Functional(NamedTuple):
+  """Pure views of one backbone (its `__call__` returns (logits, out), with
+  out["pre_logits"] [B, D] and out["stages"]); consumers read embeddings and
+  stage features from `out`.
+
+  init(key) -> (params, rest)
+  apply(params, rest, x) -> (logits, out)        eval mode
+  apply_mc(params, rest, x, key) -> (logits, out)
+                                                 dropout on, BN frozen; the same
+                                                 mask for every example given key
+  apply_train(params, rest, x, key) -> ((logits, out), new_rest)
+                                                 dropout on, BN on batch statistics
+  head(params, rest, h) -> logits                the last linear layer alone
+  """
+  init: Callable
+  apply: Callable
   apply_mc: Callable
   apply_train: Callable
+  head: Callable
   num_classes: int
   embed_dim: int
-  features: Callable | None = None
-  features_train: Callable | None = None
-  feature_dims: tuple = ()
 
 
 # The modes: (dropout deterministic, BatchNorm use_running_average).
 MODES = {"eval": (True, True), "mc": (False, True), "train": (False, False)}
 
 
-def jit_init(fns: "Functional", **jit_kw) -> Callable:
+def jit_init(fns, **jit_kw) -> Callable:
   """`fns.init` as one cheaply compiled program (it runs once a round).
 
   Eagerly, a ResNet-18's init spends 24 s on CPU compiling one program per
@@ -81,8 +91,8 @@ def jit_init(fns: "Functional", **jit_kw) -> Callable:
   return jax.jit(fns.init, compiler_options=opts, **jit_kw)
 
 
-def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
-  """Builds the pure views from a constructor `make(rngs) -> module`."""
+def _pure(make: Callable[[nnx.Rngs], nnx.Module]):
+  """(abstract module, Pure views) of the module built by `make(rngs)`."""
   model = nnx.eval_shape(lambda: make(nnx.Rngs(0)))
   # Modes are static attributes set together on every Dropout and BatchNorm:
   # one graphdef per mode, built once.
@@ -94,46 +104,57 @@ def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
     _, params, rest = nnx.split(make(nnx.Rngs(params=key)), nnx.Param, ...)
     return params, rest
 
-  def features(params, rest, x):
-    return nnx.merge(gd["eval"], params, rest)(x)
+  def call(mode, params, rest, args, method, kw):
+    m = nnx.merge(gd[mode], params, rest)
+    return m, (method or type(m).__call__)(m, *args, **kw)
+
+  def apply(params, rest, *args, method=None, **kw):
+    return call("eval", params, rest, args, method, kw)[1]
+
+  def apply_mc(params, rest, *args, method=None, **kw):
+    return call("mc", params, rest, args, method, kw)[1]
+
+  def apply_train(params, rest, *args, method=None, **kw):
+    # merge reuses the State's Variable objects and BatchNorm writes into
+    # them: rebuild the tree first so the caller's `rest` is never mutated.
+    m, out = call("train", params, jax.tree.map(lambda a: a, rest), args, method, kw)
+    return out, nnx.split(m, nnx.Param, ...)[2]
+
+  return model, Pure(init, apply, apply_train, apply_mc)
+
+
+def pure(make: Callable[[nnx.Rngs], nnx.Module]) -> Pure:
+  """The pure views of any NNX module built by `make(rngs)`: the one place
+  NNX meets pure JAX (auxiliary networks: critics, loss modules, GCNs, VAEs)."""
+  return _pure(make)[1]
+
+
+def functional(make: Callable[[nnx.Rngs], nnx.Module]) -> Functional:
+  """Builds a backbone's views from a constructor `make(rngs) -> module`."""
+  model, views = _pure(make)
 
   def apply(params, rest, x):
-    return features(params, rest, x)[0]
-
-  def embed(params, rest, x):
-    return features(params, rest, x)[1]["pre_logits"]
+    return views.apply(params, rest, x)
 
   def head(params, rest, h):
-    return nnx.merge(gd["eval"], params, rest).head(h)
+    return views.apply(params, rest, h, method=lambda m, h: m.head(h))
 
   def apply_mc(params, rest, x, key):
-    m = nnx.merge(gd["mc"], params, rest)
-
     # vmap over examples with an unbatched key: every example sees the same
     # dropout masks, so sample `key` is one fixed network (consistent MC
     # dropout) whatever the batch, shard or host.
     def one(xi):
-      return m(xi[None], rngs=nnx.Rngs(dropout=key))[0][0]
+      logits, out = views.apply_mc(params, rest, xi[None], rngs=nnx.Rngs(dropout=key))
+      return jax.tree.map(lambda a: a[0], (logits, out))
 
     return jax.vmap(one)(x)
 
-  def features_train(params, rest, x, key):
-    # merge reuses the State's Variable objects and BatchNorm writes into
-    # them: rebuild the tree first so the caller's `rest` is never mutated.
-    m = nnx.merge(gd["train"], params, jax.tree.map(lambda a: a, rest))
-    logits_out = m(x, rngs=nnx.Rngs(dropout=key))
-    _, _, new_rest = nnx.split(m, nnx.Param, ...)
-    return logits_out, new_rest
-
   def apply_train(params, rest, x, key):
-    (logits, _), new_rest = features_train(params, rest, x, key)
-    return logits, new_rest
+    return views.apply_train(params, rest, x, rngs=nnx.Rngs(dropout=key))
 
-  return Functional(init, apply, embed, head, apply_mc, apply_train,
+  return Functional(views.init, apply, apply_mc, apply_train, head,
                     num_classes=int(model.head.out_features),
-                    embed_dim=int(model.embed_dim),
-                    features=features, features_train=features_train,
-                    feature_dims=tuple(getattr(model, "feature_dims", ())))
+                    embed_dim=int(model.embed_dim))
 
 
 def get(name: str, input_shape, num_classes: int, **kw: Any) -> Functional:

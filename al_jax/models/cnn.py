@@ -35,7 +35,6 @@ class CNN(nnx.Module):
     self.drop_dense = nnx.Dropout(dropout_dense)
     self.head = nnx.Linear(dense, num_classes, rngs=rngs)
     self.embed_dim = dense
-    self.feature_dims = (filters, filters, dense)
 
   def _conv(self, layer: nnx.Conv, x):
     """The layer's own kernel and bias through models.conv (fast CPU backward)."""

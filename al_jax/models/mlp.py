@@ -22,7 +22,6 @@ class MLP(nnx.Module):
     self.drop = nnx.Dropout(dropout)
     self.head = nnx.Linear(dims[-1], num_classes, rngs=rngs)
     self.embed_dim = dims[-1]
-    self.feature_dims = tuple(dims[1:])
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
     """(logits, out); see models/base.py."""

@@ -48,7 +48,6 @@ class ResNet18(nnx.Module):
     self.drop = nnx.Dropout(dropout)
     self.head = nnx.Linear(cin, num_classes, rngs=rngs)
     self.embed_dim = cin
-    self.feature_dims = (width, 2 * width, 4 * width, 8 * width)
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
     h, stages = jax.nn.relu(self.stem_bn(self.stem(x))), []

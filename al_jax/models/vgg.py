@@ -32,9 +32,6 @@ class VGG16BN(nnx.Module):
     self.drop = nnx.Dropout(dropout)
     self.embed_dim = h * w * cin
     self.head = nnx.Linear(self.embed_dim, num_classes, rngs=rngs)
-    # Channels after each of the 5 pools.
-    self.feature_dims = tuple(max(1, int(v * width_scale)) for i, v in enumerate(_VGG16)
-                              if i + 1 < len(_VGG16) and _VGG16[i + 1] == "M")
 
   def __call__(self, x: jax.Array, *, rngs: nnx.Rngs | None = None):
     i, stages = 0, []

@@ -21,7 +21,7 @@ its static shape (flop counts, T = Ho Wo, K = kh kw Ci):
 import jax
 import jax.numpy as jnp
 
-_DN = ("NHWC", "HWIO", "NHWC")
+DN = ("NHWC", "HWIO", "NHWC")
 _HI = jax.lax.Precision.HIGHEST
 
 
@@ -95,7 +95,7 @@ def sq_norm(prep, d, kshape, strides, form: str) -> jax.Array:
 def _conv(a, w, strides):
   if w.shape[:2] == (1, 1) and tuple(strides) == (1, 1):
     return jnp.einsum("bhwc,co->bhwo", a, w[0, 0], precision=_HI)
-  return jax.lax.conv_general_dilated(a, w, tuple(strides), "VALID", dimension_numbers=_DN,
+  return jax.lax.conv_general_dilated(a, w, tuple(strides), "VALID", dimension_numbers=DN,
                                       precision=_HI)
 
 

@@ -2,8 +2,8 @@
 
 Every per-example gradient is reduced *inside* the vmap (to a norm or a dot
 product), so a microbatch never holds more than `microbatch_size` (times the
-class count for EGL) gradient pytrees at once; `microbatched` runs the
-microbatches one after another with `lax.map`.
+class count for EGL) gradient pytrees at once; `sharding.chunked_map`
+(strided) runs the microbatches one after another with `lax.map`.
 
 Gradients are taken through `fns.apply` (eval mode: dropout off, BatchNorm on
 its running statistics), so each example's gradient is independent of which
@@ -29,6 +29,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from al_jax import sharding
+
 Tree = object
 
 
@@ -43,49 +45,17 @@ def tree_dot(a: Tree, b: Tree) -> jax.Array:
              for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def microbatched(fn: Callable, tree: Tree, microbatch_size: int) -> Tree:
-  """fn applied to rows of `tree` in microbatches of at most `microbatch_size`.
-
-  fn maps a pytree with leading axis m to outputs with leading axis m. The
-  rows are padded (with copies of row 0, which are dropped) to a multiple of
-  the microbatch count, and microbatch j takes the *strided* rows
-  j, j + nb, j + 2 nb, ...: when the rows are sharded over devices in
-  contiguous blocks, every microbatch then spans all shards, so each device
-  works on its own rows at every step instead of one device at a time.
-
-  Args:
-    fn: per-microbatch function. tree: inputs, leading axis n.
-    microbatch_size: static, >= 1.
-  Returns:
-    fn's outputs for all n rows, in row order.
-  """
-  if microbatch_size < 1:
-    raise ValueError(f"microbatch_size must be >= 1, got {microbatch_size}")
-  n = jax.tree.leaves(tree)[0].shape[0]
-  m = min(microbatch_size, n)
-  nb = -(-n // m)
-  pad = nb * m - n
-
-  def split(a):
-    if pad:
-      a = jnp.concatenate([a, jnp.broadcast_to(a[:1], (pad,) + a.shape[1:])])
-    return a.reshape((m, nb) + a.shape[1:]).swapaxes(0, 1)
-
-  out = jax.lax.map(fn, jax.tree.map(split, tree))
-  return jax.tree.map(lambda a: a.swapaxes(0, 1).reshape((nb * m,) + a.shape[2:])[:n], out)
-
-
 def example_loss(fns) -> Callable:
   """loss(params, rest, x, y) -> CE of ONE example x (no batch axis) with label y."""
   def loss(params, rest, x, y):
-    logits = fns.apply(params, rest, x[None])[0].astype(jnp.float32)
+    logits = fns.apply(params, rest, x[None])[0][0].astype(jnp.float32)
     return -jax.nn.log_softmax(logits)[y]
   return loss
 
 
 def batch_losses(fns, params, rest, x, y) -> jax.Array:
   """[B] per-example CE at params (eval mode)."""
-  logits = fns.apply(params, rest, x).astype(jnp.float32)
+  logits = fns.apply(params, rest, x)[0].astype(jnp.float32)
   return -jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=1)[:, 0]
 
 
@@ -100,7 +70,7 @@ def grad_norms(fns, params, rest, x, y, microbatch_size: int = 16) -> jax.Array:
     xi, yi = xy
     return jnp.sqrt(tree_sq_norm(grad(params, rest, xi, yi)))
 
-  return microbatched(jax.vmap(one), (x, y), microbatch_size)
+  return sharding.chunked_map(jax.vmap(one), (x, y), microbatch_size, strided=True)
 
 
 def class_grad_norms(fns, params, rest, x, microbatch_size: int = 16) -> jax.Array:
@@ -115,13 +85,13 @@ def class_grad_norms(fns, params, rest, x, microbatch_size: int = 16) -> jax.Arr
   def one(xi):
     return jax.vmap(lambda c: jnp.sqrt(tree_sq_norm(grad(params, rest, xi, c))))(classes)
 
-  return microbatched(jax.vmap(one), x, microbatch_size)
+  return sharding.chunked_map(jax.vmap(one), x, microbatch_size, strided=True)
 
 
 def last_layer_inputs(fns, params, rest, x):
   """(h [B, d], probabilities [B, C]) in float32: what the last layer's
   gradients are made of."""
-  h = fns.embed(params, rest, x).astype(jnp.float32)
+  h = fns.apply(params, rest, x)[1]["pre_logits"].astype(jnp.float32)
   p = jax.nn.softmax(fns.head(params, rest, h).astype(jnp.float32))
   return h, p
 

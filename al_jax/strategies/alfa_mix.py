@@ -160,7 +160,7 @@ def alfa_mix(fns, *, alpha_cap: float = 0.2, alpha_mode: str = "closed_form",
 
   def score(params, rest, batch, key, ext=None):
     del key, ext
-    z = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
+    z = fns.apply(params, rest, batch["x"])[1]["pre_logits"].astype(jnp.float32)
     head = lambda h: fns.head(params, rest, h).astype(jnp.float32)
     logits = head(z)
     pred = jnp.argmax(logits, -1)

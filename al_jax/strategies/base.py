@@ -30,7 +30,8 @@ class TrainExtension(NamedTuple):
   """How a strategy shapes training; every field but `init` is optional.
 
   The extension's state `ext` is a dict pytree created fresh each round by
-  `init(key, params, rest, num_rows) -> ext` (num_rows = padded pool size).
+  `init(key, params, rest, x) -> ext`, x the padded pool as stored (read its
+  shape: x.shape[0] rows, x.shape[1:] one input; a uint8 pool stays uint8).
   If it holds "params", they are trained with `tx` (state kept in
   ext["opt"]) from the gradient of `loss`.
 
@@ -38,7 +39,9 @@ class TrainExtension(NamedTuple):
       replaces the default cross-entropy; differentiated w.r.t. the model
       params and ext["params"]. batch = {"x", "y", "w"} (labelled rows only;
       w = 0 on wrap-around rows) plus "x_u" (B unlabelled rows, no labels)
-      when `needs_unlabelled`.
+      when `needs_unlabelled`. The aux may hold a third element, a dict
+      that after_step finds merged into its batch (what the loss's forward
+      pass computed, e.g. WAAL's train-mode embeddings).
   after_step(params, rest, ext, batch, key, epoch) -> ext
       runs after each model update (e.g. a WAAL critic step).
   after_epoch(params, rest, ext, x, y, labelled, epoch) -> ext

@@ -48,7 +48,7 @@ def cluster_margin(fns, *, margin_multiple: int = 10, num_clusters: int = 0) -> 
   """Cluster-Margin with k_m = margin_multiple * budget candidates."""
   def score(params, rest, batch, key, ext=None):
     del key, ext
-    h = fns.embed(params, rest, batch["x"])
+    h = fns.apply(params, rest, batch["x"])[1]["pre_logits"]
     p = jax.nn.softmax(fns.head(params, rest, h).astype(jnp.float32), -1)
     top2 = jax.lax.top_k(p, 2)[0]
     return {"emb": h.astype(jnp.float32), "margin": top2[:, 0] - top2[:, 1]}

@@ -29,7 +29,7 @@ AT = ("trained", "init")
 
 def el2n_scores(fns, params, rest, x, y) -> jax.Array:
   """[B] ||softmax(f(x)) - onehot(y)||_2 (eval mode)."""
-  p = jax.nn.softmax(fns.apply(params, rest, x).astype(jnp.float32))
+  p = jax.nn.softmax(fns.apply(params, rest, x)[0].astype(jnp.float32))
   return jnp.linalg.norm(p - jax.nn.one_hot(y, p.shape[-1], dtype=p.dtype), axis=-1)
 
 
@@ -68,7 +68,7 @@ def _strategy(fns, score_fn, at, num_inits) -> Strategy:
   def score(params, rest, batch, key, ext=None):
     del ext
     x = batch["x"]
-    yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+    yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
     return averaged(score_fn, fns, params, rest, x, yhat, key, at, num_inits)
 
   return Strategy(score, top_k())

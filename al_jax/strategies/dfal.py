@@ -114,7 +114,7 @@ def dfal(fns, *, max_iter: int = 50, overshoot: float = 0.02,
     del key, ext
 
     def logits_fn(xi):
-      return fns.apply(params, rest, xi[None])[0].astype(jnp.float32)
+      return fns.apply(params, rest, xi[None])[0][0].astype(jnp.float32)
 
     x = batch["x"].astype(jnp.float32)
     b = x.shape[0]

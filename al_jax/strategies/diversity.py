@@ -27,7 +27,7 @@ def embed_score(fns, normalize: bool = False):
   """Score function returning penultimate embeddings (optionally L2-normalised)."""
   def score(params, rest, batch, key, ext=None):
     del key, ext
-    h = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
+    h = fns.apply(params, rest, batch["x"])[1]["pre_logits"].astype(jnp.float32)
     if normalize:
       h = h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
     return h

@@ -62,14 +62,14 @@ def forgetting_scores(state: dict) -> jax.Array:
 
 def predict_pool(fns, params, rest, x, chunk: int = 512) -> jax.Array:
   """[N] argmax predictions over the whole pool in fixed-size chunks."""
-  return sharding.chunked_map(lambda b: jnp.argmax(fns.apply(params, rest, b), -1), x, chunk)
+  return sharding.chunked_map(lambda b: jnp.argmax(fns.apply(params, rest, b)[0], -1), x, chunk)
 
 
 def extension(fns, chunk: int = 512) -> TrainExtension:
   """The training extension that records the counters each epoch."""
-  def init(key, params, rest, num_rows):
+  def init(key, params, rest, x):
     del key, params, rest
-    return init_counts(num_rows)
+    return init_counts(x.shape[0])
 
   def after_epoch(params, rest, ext, x, y, labelled, epoch):
     del epoch
@@ -95,7 +95,7 @@ def forgetting(fns, *, tie_break: str = "entropy", chunk: int = 512) -> Strategy
     del key, ext
     if tie_break != "entropy":
       return jnp.zeros((batch["x"].shape[0],), jnp.float32)
-    logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"]).astype(jnp.float32))
+    logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"])[0].astype(jnp.float32))
     return mc.entropy(logp) / jnp.log(logp.shape[-1])  # in [0, 1]
 
   def rank(tie, pool, key, ext):

@@ -24,12 +24,17 @@ Learning `selection_methods.py`), each deliberate:
 - Adam's weight decay is the reference's L2 form (added to the gradient).
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import optax
+from flax import nnx
 
+from al_jax import models
 from al_jax.kernels import kcenter
 from al_jax.kernels import topk
+from al_jax.models.layers import torch_linear, uniform
 from al_jax.strategies.base import Strategy
 
 
@@ -49,30 +54,43 @@ def normalized_adjacency(feats: jax.Array, mask: jax.Array) -> jax.Array:
   return a + eye * m[None, :]
 
 
-def init_gcn(key, dim: int, hidden: int = 128):
-  """GraphConv weights U(+-1/sqrt(out_features)), as the reference."""
-  ks = jax.random.split(key, 4)
-  u = lambda k, shape, out: jax.random.uniform(k, shape, jnp.float32, -1.0, 1.0) / jnp.sqrt(out)
-  return {"w1": u(ks[0], (dim, hidden), hidden), "b1": u(ks[1], (hidden,), hidden),
-          "w2": u(ks[2], (hidden, 1), 1), "b2": u(ks[3], (1,), 1)}
+class GCN(nnx.Module):
+  """Two graph convolutions, layer(H) = A (H W) + b, with dropout on the
+  hidden layer in training mode; U(+-1/sqrt(out_features)) init, as the
+  reference's GraphConvolution."""
+
+  def __init__(self, dim: int, hidden: int = 128, dropout: float = 0.0, *, rngs: nnx.Rngs):
+    self.layer1 = torch_linear(dim, hidden, fan=hidden, rngs=rngs)
+    self.drop = nnx.Dropout(dropout)
+    # The second bias is added after the propagation: A (h W2) + b2.
+    self.layer2 = torch_linear(hidden, 1, fan=1, use_bias=False, rngs=rngs)
+    self.bias2 = nnx.Param(uniform(1)(rngs.params(), (1,)))
+
+  def __call__(self, adj: jax.Array, feats: jax.Array, *, adj_feats: jax.Array | None = None,
+               rngs=None):
+    """(logit of s [M], hidden features h [M, hidden]); `rngs`: the dropout key.
+
+    A (F W1) is computed as (A F) W1: the features are fixed, so training
+    passes `adj_feats` = A F once and no step pays an M x M x hidden product
+    (the second layer's A (h W2) is a matrix-vector product).
+    """
+    af = adj @ feats if adj_feats is None else adj_feats
+    h = jax.nn.relu(self.layer1(af))
+    return (adj @ self.layer2(self.drop(h, rngs=rngs)) + self.bias2[...])[:, 0], h
 
 
-def gcn_apply(g, adj: jax.Array, feats: jax.Array, key=None, dropout: float = 0.0,
-              adj_feats: jax.Array | None = None):
-  """(logit of s [M], hidden features h [M, hidden]); dropout only with a key.
+@functools.lru_cache
+def gcn_net(dim: int, hidden: int = 128, dropout: float = 0.0) -> models.Pure:
+  """The GCN's pure views (params only: it has no other state)."""
+  return models.pure(lambda rngs: GCN(dim, hidden, dropout, rngs=rngs))
 
-  A (F W1) is computed as (A F) W1: the features are fixed, so training
-  passes `adj_feats` = A F once and no step pays an M x M x hidden product
-  (the second layer's A (h W2) is a matrix-vector product).
-  """
-  af = adj @ feats if adj_feats is None else adj_feats
-  h = jax.nn.relu(af @ g["w1"] + g["b1"])
-  if key is not None and dropout > 0:
-    keep = jax.random.bernoulli(key, 1.0 - dropout, h.shape)
-    h_drop = jnp.where(keep, h / (1.0 - dropout), 0.0)
-  else:
-    h_drop = h
-  return (adj @ (h_drop @ g["w2"]) + g["b2"])[:, 0], h
+
+def gcn_apply(net: models.Pure, g, adj, feats, key=None, adj_feats=None):
+  """net's (logit [M], h [M, hidden]) with params g; with a key, in training
+  mode (dropout mask from `key`)."""
+  if key is None:
+    return net.apply(g, {}, adj, feats, adj_feats=adj_feats)
+  return net.apply_train(g, {}, adj, feats, adj_feats=adj_feats, rngs=key)[0]
 
 
 def gcn_loss(logit, labelled, unlabelled, lam: float) -> jax.Array:
@@ -89,13 +107,14 @@ def train_gcn(key, feats, pool, *, hidden, dropout, lam, lr, weight_decay, num_s
   adj = normalized_adjacency(feats, pool.valid)
   adj_feats = adj @ feats
   k_init, k_drop = jax.random.split(key)
-  g = init_gcn(k_init, feats.shape[1], hidden)
+  net = gcn_net(feats.shape[1], hidden, dropout)
+  g, _ = net.init(k_init)
   tx = optax.chain(optax.add_decayed_weights(weight_decay), optax.adam(lr))
 
   def step(carry, t):
     g, opt = carry
-    loss_fn = lambda g: gcn_loss(gcn_apply(g, adj, feats, jax.random.fold_in(k_drop, t),
-                                           dropout, adj_feats)[0],
+    loss_fn = lambda g: gcn_loss(gcn_apply(net, g, adj, feats, jax.random.fold_in(k_drop, t),
+                                           adj_feats)[0],
                                  pool.labelled, pool.unlabelled, lam)
     loss, grads = jax.value_and_grad(loss_fn)(g)
     updates, opt = tx.update(grads, opt, g)
@@ -120,7 +139,7 @@ def _gcn_strategy(fns, kind, *, hidden, dropout, lam, lr, weight_decay, num_step
 
   def score(params, rest, batch, key, ext=None):
     del key, ext
-    h = fns.embed(params, rest, batch["x"]).astype(jnp.float32)
+    h = fns.apply(params, rest, batch["x"])[1]["pre_logits"].astype(jnp.float32)
     # The reference L2-normalises (eps guards an all-zero ReLU feature row).
     return h / jnp.maximum(jnp.linalg.norm(h, axis=-1, keepdims=True), 1e-12)
 
@@ -129,7 +148,8 @@ def _gcn_strategy(fns, kind, *, hidden, dropout, lam, lr, weight_decay, num_step
     k_train, k_kc = jax.random.split(key)
     g, adj, _ = train_gcn(k_train, feats, pool, hidden=hidden, dropout=dropout, lam=lam, lr=lr,
                           weight_decay=weight_decay, num_steps=num_steps)
-    logit, h = gcn_apply(g, adj, feats.astype(jnp.float32))
+    logit, h = gcn_apply(gcn_net(feats.shape[1], hidden, dropout), g, adj,
+                         feats.astype(jnp.float32))
     if kind == "uncertain_gcn":
       # Closest to the margin first: highest -|s - s_margin|.
       return topk.masked_top_k(-jnp.abs(jax.nn.sigmoid(logit) - s_margin), pool, budget)

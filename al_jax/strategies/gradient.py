@@ -44,7 +44,7 @@ def egl_scores(fns, params, rest, x, *, last_layer: bool = False, bias: bool = T
   elif path == "taps":
     norms, p = per_example.tap_class_grad_norms(fns, params, rest, x, with_probs=True)
   else:
-    p = jax.nn.softmax(fns.apply(params, rest, x).astype(jnp.float32))
+    p = jax.nn.softmax(fns.apply(params, rest, x)[0].astype(jnp.float32))
     norms = per_example.class_grad_norms(fns, params, rest, x, microbatch_size)
   return jnp.sum(p * norms, axis=-1)
 
@@ -97,7 +97,7 @@ def full_projected_factors(fns, params, rest, x, k: int = 512, seed: int = 0):
   """{"h": [B, k], "q": [B, 1] of ones}: the seeded k-dimensional projection
   of the full-network gradient of CE(x, yhat) (per_example.grad_projections),
   in the factor form kmeans_pp_gradient takes (g = 1 (x) h)."""
-  yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+  yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
   h = per_example.grad_projections(fns, params, rest, x, yhat, k=k, seed=seed)
   return {"h": h, "q": jnp.ones((x.shape[0], 1), h.dtype)}
 

@@ -163,8 +163,8 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
   kw = dict(solver=solver, damping=damping, scale=scale, depth=depth, repeats=repeats,
             hvp_batch_size=hvp_batch_size, val_size=val_size, cg_iters=cg_iters)
 
-  def init(key, params, rest, num_rows):
-    del rest, num_rows
+  def init(key, params, rest, x):
+    del rest, x
     return {"key": key, "s_test": jax.tree.map(jnp.zeros_like, params)}
 
   def after_fit(params, rest, ext, x, y, labelled):
@@ -178,7 +178,7 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
   def score(params, rest, batch, key, ext=None):
     del key
     x = batch["x"]
-    yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+    yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
     dot_fn = per_example.loss_dot if dot == "jvp" else per_example.tap_loss_dot
     return dot_fn(fns, params, rest, x, yhat, ext["s_test"])  # = -I(u)
 

@@ -1,7 +1,7 @@
 """LL4AL: learning loss for active learning (Yoo & Kweon, CVPR 2019).
 
 A loss-prediction module reads the model's intermediate features (one per
-stage: `models.Functional.features`), global-average-pools each, maps it
+stage: out["stages"] of the model's forward pass), global-average-pools each, maps it
 through Linear(C_l, hidden) + ReLU, concatenates and predicts the
 per-example loss with Linear(L * hidden, 1). Training (through
 TrainExtension) minimises
@@ -25,36 +25,49 @@ Learning), each deliberate:
 - Ties (l_i == l_j) count as "j first" (target -1), as in the reference.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax import nnx
 
-from al_jax import train
+from al_jax import models, train
+from al_jax.models.layers import torch_linear
 from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 RANKING_LOSSES = ("margin", "bce")
 
 
-def init_loss_net(key, feature_dims, hidden: int = 128):
-  """Loss-module parameters with PyTorch's default Linear init U(+-1/sqrt(fan_in))."""
-  u = lambda k, shape, fan: jax.random.uniform(k, shape, jnp.float32, -1.0, 1.0) / jnp.sqrt(fan)
-  keys = jax.random.split(key, 2 * len(feature_dims) + 2)
-  fc = [{"w": u(keys[2 * i], (c, hidden), c), "b": u(keys[2 * i + 1], (hidden,), c)}
-        for i, c in enumerate(feature_dims)]
-  n = hidden * len(feature_dims)
-  return {"fc": fc, "out": {"w": u(keys[-2], (n, 1), n), "b": u(keys[-1], (1,), n)}}
+class LossNet(nnx.Module):
+  """The loss-prediction module: per stage GAP -> Linear(C_l, hidden) -> ReLU,
+  concatenated -> Linear(L * hidden, 1). PyTorch's default Linear init."""
+
+  def __init__(self, stage_dims, hidden: int = 128, *, rngs: nnx.Rngs):
+    self.fc = nnx.List([torch_linear(c, hidden, rngs=rngs) for c in stage_dims])
+    self.out = torch_linear(hidden * len(stage_dims), 1, rngs=rngs)
+
+  def __call__(self, feats) -> jax.Array:
+    """Predicted loss [B] from the list of features ([B, H, W, C] or [B, C])."""
+    hs = []
+    for layer, f in zip(self.fc, feats, strict=True):
+      f = f.astype(jnp.float32)
+      if f.ndim > 2:  # global average pooling over the spatial axes
+        f = f.mean(axis=tuple(range(1, f.ndim - 1)))
+      hs.append(jax.nn.relu(layer(f)))
+    return self.out(jnp.concatenate(hs, -1))[:, 0]
 
 
-def loss_net_apply(net, feats) -> jax.Array:
-  """Predicted loss [B] from the list of features ([B, H, W, C] or [B, C])."""
-  hs = []
-  for layer, f in zip(net["fc"], feats, strict=True):
-    f = f.astype(jnp.float32)
-    if f.ndim > 2:  # global average pooling over the spatial axes
-      f = f.mean(axis=tuple(range(1, f.ndim - 1)))
-    hs.append(jax.nn.relu(f @ layer["w"] + layer["b"]))
-  return (jnp.concatenate(hs, -1) @ net["out"]["w"] + net["out"]["b"])[:, 0]
+@functools.lru_cache
+def loss_net(stage_dims: tuple[int, ...], hidden: int = 128) -> models.Pure:
+  """The loss module's pure views (params only: it has no other state)."""
+  return models.pure(lambda rngs: LossNet(stage_dims, hidden, rngs=rngs))
+
+
+def predict(net_params, feats, hidden: int = 128) -> jax.Array:
+  """The loss module's predicted loss [B] from the stage features."""
+  return loss_net(tuple(int(f.shape[-1]) for f in feats), hidden).apply(net_params, {}, feats)
 
 
 def ranking_loss(pred: jax.Array, target: jax.Array, w: jax.Array, margin: float = 1.0,
@@ -100,9 +113,6 @@ def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: in
                           hidden: int, module_optimizer: str, module_lr: float,
                           ranking: str = "margin", module_schedule=None) -> TrainExtension:
   """The TrainExtension that trains the loss module with the model (LL4AL, TA-VAAL)."""
-  if fns.features_train is None:
-    raise ValueError("LL4AL needs a model with a `features` method (models.Functional."
-                     "features_train is None)")
   for name, v in (("weight", weight), ("margin", margin), ("module_lr", module_lr)):
     if v < 0:
       raise ValueError(f"loss module {name} must be >= 0, got {v}")
@@ -112,28 +122,33 @@ def loss_module_extension(fns, *, weight: float, margin: float, detach_epoch: in
     raise ValueError(f"Unknown ranking loss '{ranking}'; known: {list(RANKING_LOSSES)}")
   tx = make_module_optimizer(module_optimizer, module_lr, module_schedule)
 
-  def init(key, params, rest, num_rows):
-    del params, rest, num_rows
-    return {"params": init_loss_net(key, fns.feature_dims, hidden)}
+  def init(key, params, rest, x):
+    # The module's input widths: the stages of one input of the pool's shape.
+    one = jax.ShapeDtypeStruct((1,) + tuple(x.shape[1:]), jnp.float32)
+    stages = jax.eval_shape(fns.apply, params, rest, one)[1]["stages"]
+    dims = tuple(int(f.shape[-1]) for f in stages)
+    if not dims:
+      raise ValueError("LL4AL needs a model whose out['stages'] is not empty")
+    return {"params": loss_net(dims, hidden).init(key)[0]}
 
   def loss(params, rest, ext, batch, key, epoch):
-    (logits, out), new_rest = fns.features_train(params, rest, batch["x"], key)
+    (logits, out), new_rest = fns.apply_train(params, rest, batch["x"], key)
     nll = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
     # Past detach_epoch the module learns on frozen features: no gradient
     # from it reaches the backbone (`where` passes gradient only to the
     # branch it picks).
     frozen = epoch > detach_epoch
     feats = [jnp.where(frozen, jax.lax.stop_gradient(f), f) for f in out["stages"]]
-    pred = loss_net_apply(ext["params"], feats)
+    pred = predict(ext["params"], feats, hidden)
     rank = ranking_loss(pred, nll, batch["w"], margin, ranking)
     return train.weighted_mean(nll, batch["w"]) + weight * rank, (new_rest, logits)
 
   return TrainExtension(init=init, loss=loss, tx=tx)
 
 
-def predicted_loss(fns, params, rest, x, ext) -> jax.Array:
-  """The module's predicted loss [B] in eval mode."""
-  return loss_net_apply(ext["params"], fns.features(params, rest, x)[1]["stages"])
+def predicted_loss(fns, params, rest, x, ext, hidden: int = 128) -> jax.Array:
+  """The module's predicted loss [B] in eval mode (hidden: its width)."""
+  return predict(ext["params"], fns.apply(params, rest, x)[1]["stages"], hidden)
 
 
 def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 120,
@@ -142,7 +157,7 @@ def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 
   """LL4AL strategy with its training extension.
 
   Args:
-    fns: the model's `models.Functional` (needs `features`).
+    fns: the model's `models.Functional` (its out["stages"] must not be empty).
     weight: lambda, the ranking loss weight (paper: 1).
     margin: xi, the hinge margin (paper: 1).
     detach_epoch: from the epoch after this one (0-based) the module's
@@ -161,6 +176,6 @@ def ll4al(fns, *, weight: float = 1.0, margin: float = 1.0, detach_epoch: int = 
 
   def score(params, rest, batch, key, ext=None):
     del key
-    return predicted_loss(fns, params, rest, batch["x"], ext)
+    return predicted_loss(fns, params, rest, batch["x"], ext, hidden)
 
   return Strategy(score, top_k(), extension=extension)

@@ -37,7 +37,7 @@ def tracin(fns, *, k: int = 512, seed: int = 0) -> Strategy:
   def score(params, rest, batch, key, ext=None):
     del key, ext
     x = batch["x"]
-    yhat = jnp.argmax(fns.apply(params, rest, x), -1)
+    yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
     return per_example.grad_projections(fns, params, rest, x, yhat, k=k, seed=seed)
 
   def mean_labelled_dot(emb, pool, key, ext):

@@ -25,7 +25,7 @@ def neg_margin_from_logp(logp: jax.Array) -> jax.Array:
 def _top_k_strategy(fns, score_of_logp) -> Strategy:
   def score(params, rest, batch, key, ext=None):
     del key, ext
-    return score_of_logp(jax.nn.log_softmax(fns.apply(params, rest, batch["x"])))
+    return score_of_logp(jax.nn.log_softmax(fns.apply(params, rest, batch["x"])[0]))
 
   return Strategy(score, top_k())
 

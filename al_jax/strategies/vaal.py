@@ -54,8 +54,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from al_jax import schedules, train
-from al_jax import sharding
+from al_jax import models, schedules, sharding, train
 from al_jax import vae as vae_lib
 from al_jax.strategies import ll4al
 from al_jax.strategies.base import Strategy, top_k
@@ -120,17 +119,22 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
     half = z_dim // 2
     cond = 1 if mode == "ta_vaal" else 0
     dec_in = (half if mode == "sraal" else z_dim) + cond
-    vae_init, vae_apply = vae_lib.pure(lambda rngs: vae_lib.VAE(
+    # Stateless networks (vae.py): their params are all they hold, so `{}`
+    # stands for the rest.
+    vae = models.pure(lambda rngs: vae_lib.VAE(
         shape, z_dim, channels=channels, dense=dense, dec_in=dec_in, rngs=rngs))
-    d_init, d_apply = vae_lib.pure(lambda rngs: vae_lib.Discriminator(
+    dis = models.pure(lambda rngs: vae_lib.Discriminator(
         z_dim + cond, hidden=disc_hidden, rngs=rngs))
     k_vae, k_d, k_c, k_loop = jax.random.split(key, 4)
-    gen = {"vae": vae_init(k_vae)}
+    gen = {"vae": vae.init(k_vae)[0]}
     if mode == "sraal":  # the target learner on the second half of the latent
-      c_init, c_apply = vae_lib.pure(lambda rngs: vae_lib.MLPClassifier(
+      cls = models.pure(lambda rngs: vae_lib.MLPClassifier(
           z_dim - half, num_classes, hidden=cls_hidden, rngs=rngs))
-      gen["cls"] = c_init(k_c)
-    disc = d_init(k_d)
+      gen["cls"] = cls.init(k_c)[0]
+    disc = dis.init(k_d)[0]
+
+    def encode(gen, xb):
+      return vae.apply(gen["vae"], {}, xb, method=vae_lib.VAE.encode)
     lab = pool.labelled & pool.valid
     unl = pool.unlabelled
     r = feats.get("r")
@@ -151,19 +155,18 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
     # the compiled program half the size.
     def vae_loss(gen, disc, rows, k):
       xb = images(rows)
-      mu, logvar = vae_apply(gen["vae"], "encode", xb)
+      mu, logvar = encode(gen, xb)
       z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(k, mu.shape)
       dec = z[:, :half] if mode == "sraal" else z
       if mode == "ta_vaal":
         dec = jnp.concatenate([dec, jax.nn.sigmoid(r[rows])[:, None]], -1)
-      recon = vae_apply(gen["vae"], "decode", dec)
+      recon = vae.apply(gen["vae"], {}, dec, method=vae_lib.VAE.decode)
       total = 2.0 * (recon_weight * jnp.mean((recon - xb) ** 2)
                      + beta * kl_term(mu, logvar, mode)
                      # The VAE wants D to call every latent "labelled" (1).
-                     + adversary_weight * bce_logits(d_apply(disc, "__call__", d_in(mu, rows)),
-                                                     1.0))
+                     + adversary_weight * bce_logits(dis.apply(disc, {}, d_in(mu, rows)), 1.0))
       if mode == "sraal":  # the target learner sees labelled rows only
-        logits = c_apply(gen["cls"], "__call__", z[:batch_size, half:])
+        logits = cls.apply(gen["cls"], {}, z[:batch_size, half:])
         total += ce_weight * jnp.mean(optax.softmax_cross_entropy_with_integer_labels(
             logits, jnp.maximum(pool.labels[rows[:batch_size]], 0)))
       return total
@@ -174,8 +177,8 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
       d_target = lambda rows: jnp.concatenate([jnp.ones(batch_size), jnp.zeros(batch_size)])
 
     def d_loss(disc, gen, rows):
-      mu = jax.lax.stop_gradient(vae_apply(gen["vae"], "encode", images(rows))[0])
-      return 2.0 * bce_logits(d_apply(disc, "__call__", d_in(mu, rows)), d_target(rows))
+      mu = jax.lax.stop_gradient(encode(gen, images(rows))[0])
+      return 2.0 * bce_logits(dis.apply(disc, {}, d_in(mu, rows)), d_target(rows))
 
     def draw(k, mask):
       p = mask.astype(jnp.float32)
@@ -213,8 +216,8 @@ def make_vaal_family(mode: str, num_classes: int, *, z_dim: int, beta: float,
 
     # Score every row in fixed chunks (padded), D's probability of "labelled".
     def chunk(rows):
-      mu = vae_apply(gen["vae"], "encode", images(rows))[0]
-      return jax.nn.sigmoid(d_apply(disc, "__call__", d_in(mu, rows)))
+      mu = encode(gen, images(rows))[0]
+      return jax.nn.sigmoid(dis.apply(disc, {}, d_in(mu, rows)))
 
     d = sharding.chunked_map(chunk, jnp.arange(m), eval_batch)
     # VAAL / TA-VAAL: least labelled-like first; SRAAL: D predicts OUI-like
@@ -316,7 +319,7 @@ def sraal(fns, *, z_dim: int = 64, beta: float = 1.0, adversary_weight: float = 
 
   def score(params, rest, batch, key, ext=None):
     del key, ext
-    logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"]).astype(jnp.float32))
+    logp = jax.nn.log_softmax(fns.apply(params, rest, batch["x"])[0].astype(jnp.float32))
     return {"x": _images(batch), "oui": _coarse(online_uncertainty(logp))}
 
   return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]))
@@ -351,7 +354,8 @@ def ta_vaal(fns, *, z_dim: int = 32, beta: float = 1.0, adversary_weight: float 
   def score(params, rest, batch, key, ext=None):
     del key
     return {"x": _images(batch),
-            "r": _coarse(ll4al.predicted_loss(fns, params, rest, batch["x"], ext))}
+            "r": _coarse(ll4al.predicted_loss(fns, params, rest, batch["x"], ext,
+                                              loss_hidden))}
 
   return Strategy(score, top_k(lambda feats, pool, key, ext: run(feats, pool, key)[0]),
                   extension=extension)

@@ -29,64 +29,88 @@ each deliberate:
   (`long_epoch`, the reference's zipped loaders, dataset_WA.py:89-93), and
   the critic has dropout 0.5 while training (model.py:158).
 - The model's own head is the classifier (the reference adds 512-50-10).
-- In the model's loss, the critic sees the train-mode features
-  (out["pre_logits"]) of the same forward pass that gives the
-  cross-entropy logits, plus one train-mode pass over the unlabelled batch
-  (as the reference runs its feature net on both). The critic's own step
-  (after the model update) and the query use eval-mode features.
+- One train-mode forward pass per set and step: the model's loss reads
+  the features (out["pre_logits"]) of the pass that gives the
+  cross-entropy logits, plus one pass over the unlabelled batch (as the
+  reference runs its feature net on both), and the critic's own step (after
+  the model update) reuses them, detached, through the loss's aux. The
+  reference recomputes them after the update (in training mode too, under
+  no_grad): ours are one model step older and cost no extra passes. The
+  query uses eval-mode features.
 """
+
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+from flax import nnx
 
-from al_jax import train
+from al_jax import models, train
+from al_jax.models.layers import torch_linear
 from al_jax.strategies.base import Strategy, TrainExtension, top_k
 
 
-def init_critic(key, dim: int, hidden: int = 50):
-  """Critic parameters with PyTorch's default Linear init U(+-1/sqrt(fan_in))."""
-  ks = jax.random.split(key, 4)
-  u = lambda k, shape, fan: jax.random.uniform(k, shape, jnp.float32, -1.0, 1.0) / jnp.sqrt(fan)
-  return {"w1": u(ks[0], (dim, hidden), dim), "b1": u(ks[1], (hidden,), dim),
-          "w2": u(ks[2], (hidden, 1), hidden), "b2": u(ks[3], (1,), hidden)}
+class Critic(nnx.Module):
+  """D: Linear(d, hidden) - ReLU - Dropout - Linear(hidden, 1) - sigmoid, in (0, 1).
+
+  PyTorch's default Linear init (the reference's); the dropout is on in
+  training mode only (the reference's F.dropout while training).
+  """
+
+  def __init__(self, dim: int, hidden: int = 50, dropout: float = 0.0, *, rngs: nnx.Rngs):
+    self.hidden = torch_linear(dim, hidden, rngs=rngs)
+    self.drop = nnx.Dropout(dropout)
+    self.out = torch_linear(hidden, 1, rngs=rngs)
+
+  def __call__(self, h: jax.Array, *, rngs=None) -> jax.Array:
+    """D(h) [B]; `rngs`: the dropout key (training mode)."""
+    z = self.drop(jax.nn.relu(self.hidden(h)), rngs=rngs)
+    return jax.nn.sigmoid(self.out(z))[:, 0]
 
 
-def critic_apply(c, h: jax.Array, key=None, rate: float = 0.0) -> jax.Array:
-  """D(h) in (0, 1), shape [B]; with a key, inverted dropout `rate` on the hidden layer."""
-  z = jax.nn.relu(h @ c["w1"] + c["b1"])
-  if key is not None and rate > 0.0:
-    keep = jax.random.bernoulli(key, 1.0 - rate, z.shape)
-    z = jnp.where(keep, z / (1.0 - rate), 0.0)
-  return jax.nn.sigmoid(z @ c["w2"] + c["b2"])[:, 0]
+def critic(dim: int, hidden: int = 50, dropout: float = 0.0) -> models.Pure:
+  """The critic's pure views (params only: it has no other state)."""
+  return models.pure(lambda rngs: Critic(dim, hidden, dropout, rngs=rngs))
 
 
-def gradient_penalty(c, h_u: jax.Array, h_l: jax.Array, key, rate: float = 0.0) -> jax.Array:
+def critic_fn(net: models.Pure, c) -> Callable:
+  """d(h, key=None) -> D(h) [B] with params c; with a key, in training mode
+  (the dropout mask drawn from that key)."""
+  def d(h, key=None):
+    if key is None:
+      return net.apply(c, {}, h)
+    return net.apply_train(c, {}, h, rngs=key)[0]
+  return d
+
+
+def gradient_penalty(d: Callable, h_u: jax.Array, h_l: jax.Array, key,
+                     train: bool = False) -> jax.Array:
   """mean (||grad_p D(p)|| - 1)^2 over interpolates of (h_u, h_l), h_u and h_l.
 
-  With rate > 0 each point's critic has its own dropout mask (the reference
-  evaluates the penalty with the critic in training mode).
+  d: as `critic_fn`. With train=True each point's critic has its own dropout
+  mask (the reference evaluates the penalty with the critic in training mode).
   """
   k_a, k_drop = jax.random.split(key)
   a = jax.random.uniform(k_a, (h_u.shape[0], 1), h_u.dtype)
   pts = jnp.concatenate([h_u + a * (h_l - h_u), h_u, h_l])
   keys = jax.random.split(k_drop, pts.shape[0])
-  grads = jax.vmap(jax.grad(lambda p, k: critic_apply(c, p[None], k, rate)[0]))(pts, keys)
+  grads = jax.vmap(jax.grad(lambda p, k: d(p[None], k if train else None)[0]))(pts, keys)
   # A safe norm: the gradient of ||g|| at g = 0 (all critic ReLUs off, or
   # all-zero features) is NaN and would poison the critic.
   norm = jnp.sqrt(jnp.sum(grads * grads, axis=-1) + 1e-12)
   return jnp.mean((norm - 1.0) ** 2)
 
 
-def wasserstein(c, h_u, h_l, w_l, gamma: float, key=None, rate: float = 0.0) -> jax.Array:
+def wasserstein(d: Callable, h_u, h_l, w_l, gamma: float, key=None) -> jax.Array:
   """mean D(h_u) - gamma * weighted mean D(h_l) (w_l = 0 on wrap-around rows).
 
-  With a key, the critic runs with dropout `rate` (independent masks per set).
+  d: as `critic_fn`. With a key, the critic runs in training mode
+  (independent dropout masks per set).
   """
   k_u, k_l = jax.random.split(key) if key is not None else (None, None)
-  return (jnp.mean(critic_apply(c, h_u, k_u, rate))
-          - gamma * train.weighted_mean(critic_apply(c, h_l, k_l, rate), w_l))
+  return jnp.mean(d(h_u, k_u)) - gamma * train.weighted_mean(d(h_l, k_l), w_l)
 
 
 def uncertainty(logp: jax.Array) -> jax.Array:
@@ -123,34 +147,38 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
   critic_tx = train.make_optimizer(ml_collections.ConfigDict(dict(
       optimizer="adam", learning_rate=critic_lr, schedule=critic_schedule)))
 
-  def init(key, params, rest, num_rows):
-    del params, rest, num_rows
-    c = init_critic(key, fns.embed_dim, critic_hidden)
+  net = critic(fns.embed_dim, critic_hidden, critic_dropout)
+
+  def init(key, params, rest, x):
+    del params, rest, x
+    c, _ = net.init(key)
     return {"critic": c, "critic_opt": critic_tx.init(c),
             "w_dist": jnp.zeros((), jnp.float32), "gp": jnp.zeros((), jnp.float32)}
 
   def loss(params, rest, ext, batch, key, epoch):
     del epoch
-    (logits, out_l), new_rest = fns.features_train(params, rest, batch["x"], key)
-    (_, out_u), new_rest = fns.features_train(params, new_rest, batch["x_u"],
-                                              jax.random.fold_in(key, 2))
+    (logits, out_l), new_rest = fns.apply_train(params, rest, batch["x"], key)
+    (_, out_u), new_rest = fns.apply_train(params, new_rest, batch["x_u"],
+                                           jax.random.fold_in(key, 2))
     ce = train.weighted_mean(
         optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]), batch["w"])
     h_l, h_u = out_l["pre_logits"], out_u["pre_logits"]
     # A key of its own: the model's dropout key stays that of plain training.
-    w_dist = wasserstein(ext["critic"], h_u, h_l, batch["w"], gamma,
-                         jax.random.fold_in(key, 1), critic_dropout)
-    return ce + alpha * w_dist, (new_rest, logits)
+    w_dist = wasserstein(critic_fn(net, ext["critic"]), h_u, h_l, batch["w"], gamma,
+                         jax.random.fold_in(key, 1))
+    # The critic's step (after_step) reuses these train-mode features.
+    side = {"h_l": jax.lax.stop_gradient(h_l), "h_u": jax.lax.stop_gradient(h_u)}
+    return ce + alpha * w_dist, (new_rest, logits, side)
 
   def after_step(params, rest, ext, batch, key, epoch):
-    del epoch
-    h_l = jax.lax.stop_gradient(fns.embed(params, rest, batch["x"]))
-    h_u = jax.lax.stop_gradient(fns.embed(params, rest, batch["x_u"]))
+    del params, rest, epoch
+    h_l, h_u = batch["h_l"], batch["h_u"]
 
     def critic_loss(c):
       k_w, k_gp = jax.random.split(key)
-      w_dist = wasserstein(c, h_u, h_l, batch["w"], gamma, k_w, critic_dropout)
-      gp = gradient_penalty(c, h_u, h_l, k_gp, critic_dropout)
+      d = critic_fn(net, c)
+      w_dist = wasserstein(d, h_u, h_l, batch["w"], gamma, k_w)
+      gp = gradient_penalty(d, h_u, h_l, k_gp, train=True)
       return -w_dist + gp_weight * gp, (w_dist, gp)
 
     (_, (w_dist, gp)), g = jax.value_and_grad(critic_loss, has_aux=True)(ext["critic"])
@@ -163,9 +191,9 @@ def waal(fns, *, alpha: float = 2e-3, gamma: float = 1.0, gp_weight: float = 2.0
 
   def score(params, rest, batch, key, ext=None):
     del key
-    h = fns.embed(params, rest, batch["x"])
-    logp = jax.nn.log_softmax(fns.head(params, rest, h).astype(jnp.float32))
-    d = critic_apply(ext["critic"], h.astype(jnp.float32))
+    logits, out = fns.apply(params, rest, batch["x"])
+    logp = jax.nn.log_softmax(logits.astype(jnp.float32))
+    d = critic_fn(net, ext["critic"])(out["pre_logits"].astype(jnp.float32))
     # The reference queries the smallest total; higher = query first here.
     return -(uncertainty(logp) - selection * d)
 
