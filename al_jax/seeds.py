@@ -17,9 +17,12 @@ Two ways to lift (`al.seed_map`):
       fused batched kernels sum in another order; selected ids agree unless
       a score sits within rounding noise of the selection boundary.
   "map": `lax.map` over the seeds inside each jitted call: each seed runs
-      the single run's computation one after another, bitwise equal to
-      the single runs (tests/test_seeds.py), with less speed-up (one
-      dispatch per call for all seeds, no batched kernels).
+      the single run's computation one after another with ordinary (not
+      batched) kernels: training is bitwise equal to single fits
+      (tests/test_seeds.py), evaluation and pool scoring inside the loop
+      round differently (~1e-7 relative); one compile and one dispatch per
+      call for all seeds. Faster than "vmap" for CNNs on a CPU, where vmap
+      makes grouped convolutions (benchmarks/README.md).
 A mesh axis named "seeds" (`mesh = [("seeds", 2), ("data", -1)]`) shards
 the seed axis of every stacked value over devices (vmap only).
 """
