@@ -30,3 +30,23 @@ def set_fields(c, over: dict):
       node = node[p]
     node[last] = v
   return c
+
+
+def run_killed_at_check(monkeypatch, run, nth: int) -> None:
+  """Calls run() with loop._check_selection raising KeyboardInterrupt at its
+  nth call (as if the process were killed there), then restores it."""
+  import pytest  # pylint: disable=import-outside-toplevel
+  from al_jax import loop  # pylint: disable=import-outside-toplevel
+  real = loop._check_selection  # pylint: disable=protected-access
+  calls = []
+
+  def dies(*args):
+    calls.append(1)
+    if len(calls) == nth:
+      raise KeyboardInterrupt
+    return real(*args)
+
+  monkeypatch.setattr(loop, "_check_selection", dies)
+  with pytest.raises(KeyboardInterrupt):
+    run()
+  monkeypatch.setattr(loop, "_check_selection", real)

@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 from al_jax import loop, metrics
 from al_jax.strategies import STRATEGIES
 from configs.common import BAYESIAN
-from tests.helpers import set_fields
+from tests.helpers import run_killed_at_check, set_fields
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIGS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "configs", "*.py"))
@@ -95,19 +95,8 @@ def _kill_resume_matches_uninterrupted(c, tmp_path, monkeypatch):
   loop.run(c, full)
 
   killed = str(tmp_path / "killed")
-  real = loop._check_selection
-  calls = []
-
-  def dies_in_round_2(*args):
-    calls.append(1)
-    if len(calls) == 3:
-      raise KeyboardInterrupt  # as if killed mid-round 2 (rounds 0, 1 are checkpointed)
-    return real(*args)
-
-  monkeypatch.setattr(loop, "_check_selection", dies_in_round_2)
-  with pytest.raises(KeyboardInterrupt):
-    loop.run(c, killed)
-  monkeypatch.setattr(loop, "_check_selection", real)
+  # As if killed mid-round 2 (rounds 0, 1 are checkpointed).
+  run_killed_at_check(monkeypatch, lambda: loop.run(c, killed), 3)
   assert len(selected(killed)) == 2
   loop.run(c, killed)  # the same command again
   assert selected(killed) == selected(full)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from al_jax import loop, metrics, report
-from tests.helpers import set_fields
+from tests.helpers import run_killed_at_check, set_fields
 
 S = 2
 # Every result field that is computed (not timed).
@@ -93,19 +93,8 @@ def test_resume_after_a_kill_gives_the_same_ids(tmp_path, monkeypatch, spec, war
   full = str(tmp_path / "full")
   loop.run(c, full)
   killed = str(tmp_path / "killed")
-  real = loop._check_selection
-  calls = []
-
-  def dies_in_round_2(*args):
-    calls.append(1)
-    if len(calls) == 2 * S + 1:  # the first seed's check of round 2
-      raise KeyboardInterrupt
-    return real(*args)
-
-  monkeypatch.setattr(loop, "_check_selection", dies_in_round_2)
-  with pytest.raises(KeyboardInterrupt):
-    loop.run(c, killed)
-  monkeypatch.setattr(loop, "_check_selection", real)
+  # Killed at the first seed's check of round 2 (rounds 0, 1 are checkpointed).
+  run_killed_at_check(monkeypatch, lambda: loop.run(c, killed), 2 * S + 1)
   for s in range(S):
     assert len(read(os.path.join(killed, f"seed_{s}"), "selected.jsonl")) == 3  # -1, 0, 1
   loop.run(c, killed)
