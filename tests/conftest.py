@@ -106,6 +106,10 @@ SLOW = (
       for s in ("kmeans", "probcover", "coreset_mip", "typiclust")),
     "tests/test_gradient_paths_digits.py::test_digits_scores_and_picks_are_unchanged[isal-",
     "tests/test_precision.py::test_bfloat16_training_on_digits_matches_float32_within_one_point",
+    "tests/test_accelerator.py::test_vaal_select_runs_under_the_loop_mesh",
+    "tests/test_isal.py::test_held_out_s_test_ranks_unlike_g_dot_v",
+    "tests/test_waal.py::test_long_epoch_runs_over_the_unlabelled_set_as_the_reference",
+    "tests/test_ll4al.py::test_module_learns_to_rank_the_losses",
     # The array-level API against the runner: every strategy with -m slow.
     *(f"tests/test_api.py::test_same_ids_as_the_runner[{case}]" for case in (
         "least_confidence-", "margin-", "bayesian_lc-", "bayesian_entropy-",
