@@ -175,9 +175,16 @@ def _tap_conv_bwd(pads, res, g):
   back = ((kh - 1 - pads[0][0], kh - 1 - pads[0][1]), (kw - 1 - pads[1][0], kw - 1 - pads[1][1]))
   dx = _conv_xla(g, wt.astype(g.dtype), back).astype(x.dtype)
   # The kernel's gradient is only used when the kernel is not tapped (shared
-  # weights fall back to vmap(grad)); unused, it is dead code to XLA.
-  dw = jax.vjp(lambda v: _conv_xla(x, v, pads), w)[1](g)[0]
-  return dx, dw
+  # weights fall back to vmap(grad)); unused, it is dead code to XLA. Spelled
+  # out as one contraction per kernel offset: under that fallback's vmap,
+  # the vjp of conv_general_dilated (a batch-grouped convolution) has no
+  # batching rule (NotImplementedError on the MNIST-10k CNN's EGL/GraNd).
+  xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
+  h, w_ = g.shape[1:3]
+  dw = jnp.stack([jnp.stack([
+      jnp.einsum("nhwc,nhwd->cd", xp[:, i:i + h, j:j + w_, :], g,
+                 preferred_element_type=jnp.float32) for j in range(kw)]) for i in range(kh)])
+  return dx, dw.astype(w.dtype)
 
 
 _tap_conv.defvjp(_tap_conv_fwd, _tap_conv_bwd)
