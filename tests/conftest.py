@@ -22,11 +22,12 @@ import pytest  # noqa: E402
 #   - smoke runs of configs: default (top-k), coreset_digits (k-center),
 #     badge_digits and egl_digits (gradients), forgetting_digits (a training
 #     extension), uncertain_gcn_digits (a network trained inside select),
-#     coreset_mnist10k (CNN on MNIST-10k), margin_cifar10 (ResNet, TFDS path);
-#   - the 1-vs-8-device check of whole runs for random, bald (MC dropout), badge;
+#     mnist10k:coreset (CNN on MNIST-10k); the TFDS loader under mock data
+#     (test_data.py; margin_cifar10's whole ResNet run is slow);
+#   - the 1-vs-8-device check of whole runs for random (bald, badge: slow);
+#   - parallel seeds: entropy (vmap and map) selects like single runs;
 #   - each module's own tests against NumPy references (ResNet-18 / VGG-16,
 #     repeated-shape and subprocess variants run with -m slow).
-# Estimated default run: ~630 s of CPU, about 5.5 min with -n 2 on 2 cores.
 SLOW = (
     # Config smoke runs whose mechanism has a default case above (each 5-60 s of CPU).
     *(f"tests/test_loop.py::test_every_config_runs_smoke[{name}]" for name in (
@@ -94,7 +95,6 @@ SLOW = (
     "tests/test_vaal.py::test_first_iteration_losses_match_an_independent_composition[vaal]",
     "tests/test_vaal.py::test_first_iteration_losses_match_an_independent_composition[ta_vaal]",
     "tests/test_loop.py::test_every_config_runs_smoke[margin_cifar10]",
-    "tests/test_loop.py::test_every_config_runs_smoke[mnist10k:coreset]",
     "tests/test_loop.py::test_one_device_and_eight_devices_select_the_same_ids[bald]",
     "tests/test_loop.py::test_one_device_and_eight_devices_select_the_same_ids[badge]",
     *(f"tests/test_models.py::test_call_returns_logits_and_out[{v}]"
@@ -110,6 +110,14 @@ SLOW = (
     "tests/test_isal.py::test_held_out_s_test_ranks_unlike_g_dot_v",
     "tests/test_waal.py::test_long_epoch_runs_over_the_unlabelled_set_as_the_reference",
     "tests/test_ll4al.py::test_module_learns_to_rank_the_losses",
+    "tests/test_seeds.py::test_each_seed_selects_what_its_single_run_selects[typiclust-vmap]",
+    "tests/test_seeds.py::test_each_seed_selects_what_its_single_run_selects[forgetting-vmap]",
+    "tests/test_seeds.py::test_resume_after_a_kill_gives_the_same_ids[default-False]",
+    "tests/test_seeds.py::test_seeds_axis_on_the_mesh_selects_the_ids_of_one_device",
+    "tests/test_alfa_mix.py::test_select_takes_candidates_fills_randomly_and_is_deterministic",
+    "tests/test_vaal.py::test_first_iteration_losses_match_an_independent_composition[sraal]",
+    "tests/test_contract.py::test_selection_is_the_unlabelled_ids[batchbald]",
+    "tests/test_mc.py::test_sample_k_is_one_network_whatever_the_batch",
     # The array-level API against the runner: every strategy with -m slow.
     *(f"tests/test_api.py::test_same_ids_as_the_runner[{case}]" for case in (
         "least_confidence-", "margin-", "bayesian_lc-", "bayesian_entropy-",
