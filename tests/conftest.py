@@ -118,6 +118,13 @@ SLOW = (
     "tests/test_vaal.py::test_first_iteration_losses_match_an_independent_composition[sraal]",
     "tests/test_contract.py::test_selection_is_the_unlabelled_ids[batchbald]",
     "tests/test_mc.py::test_sample_k_is_one_network_whatever_the_batch",
+    "tests/test_vaal.py::test_conv_vae_reconstruction_improves_and_separates_with_the_adversary",
+    "tests/test_gradient_embeddings.py::test_badge_full_projected_seeds_on_the_projected_gradients",
+    "tests/test_main.py::test_strategy_kw_override_for_a_strategy_named_on_the_command_line",
+    "tests/test_isal.py::test_loop_holds_out_validation_rows_and_reports_their_accuracy",
+    "tests/test_docs.py::test_library_examples_run",
+    "tests/test_multiprocess.py::test_launch_two_processes_matches_single_process",
+    "tests/test_waal.py::test_one_train_mode_forward_pass_per_set_and_step",
     # The array-level API against the runner: every strategy with -m slow.
     *(f"tests/test_api.py::test_same_ids_as_the_runner[{case}]" for case in (
         "least_confidence-", "margin-", "bayesian_lc-", "bayesian_entropy-",
