@@ -84,7 +84,7 @@ def _jax_cell(model, score, method, n, batch):
         return jnp.sum(probs * norms, -1)
       if score == "grand":  # yhat from the taps' own forward pass (y=None)
         return per_example.tap_grad_norms(fns, p, rest, xb)
-      return per_example.tap_loss_dot(fns, p, rest, xb, yhat(p, xb), v)
+      return per_example.tap_loss_dot(fns, p, rest, xb, None, v)  # yhat from the taps
     if score == "egl":
       probs = jax.nn.softmax(fns.apply(p, rest, xb)[0])
       return jnp.sum(probs * per_example.class_grad_norms(fns, p, rest, xb, 16), -1)

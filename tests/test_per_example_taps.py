@@ -209,11 +209,21 @@ def test_bfloat16_compute_keeps_the_layers_tapped():
 
 
 def test_predicted_labels_come_from_the_same_forward_pass():
-  fns, params, rest, x, _ = _model("mlp")
+  """y=None takes yhat = argmax f(x) inside the taps: norms, dot products and
+  projections equal the explicit-label calls with yhat (and differ from
+  the calls with other labels, so a wrong yhat would show)."""
+  fns, params, rest, x, y = _model("mlp")
   yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
+  assert np.any(np.asarray(yhat) != np.asarray(y))
   got = jax.jit(lambda p: per_example.tap_grad_norms(fns, p, rest, x))(params)
   np.testing.assert_allclose(got, per_example.grad_norms(fns, params, rest, x, yhat, 4),
                              rtol=1e-5)
+  v = jax.tree.map(lambda a: jnp.ones_like(a) * 0.1, params)
+  for fn in (lambda yy: per_example.tap_loss_dot(fns, params, rest, x, yy, v),
+             lambda yy: per_example.grad_projections(fns, params, rest, x, yy, k=8)):
+    own, explicit, other = fn(None), fn(yhat), fn(y)
+    np.testing.assert_allclose(own, explicit, rtol=1e-6, atol=1e-7)
+    assert not np.allclose(own, other, rtol=1e-3)
 
 
 def test_tapped_max_pool_and_conv_pull_back_like_the_model_ops():
@@ -248,15 +258,21 @@ def test_tapped_max_pool_and_conv_pull_back_like_the_model_ops():
 @pytest.mark.parametrize("name", ["mlp", pytest.param("cnn", marks=pytest.mark.slow)])
 def test_row_chunks_give_the_same_norms_on_one_and_eight_devices(devices, name):
   """Forced small chunks (3 rows of 16: padded, strided over the shards) equal
-  one unchunked pass, also with the rows sharded over 8 devices."""
+  one unchunked pass, also with the rows sharded over 8 devices: norms, class
+  norms, dot products and projections."""
   fns, params, rest, x, y = _model(name, n=14, pad=2)
   mesh = jax.make_mesh((8,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
                        devices=devices)
   rows = NamedSharding(mesh, P("data"))
 
+  v = jax.tree.map(lambda a: jnp.full_like(a, 0.1), params)
+
   def fn(r):
-    return jax.jit(lambda p, x, y: (per_example.tap_grad_norms(fns, p, rest, x, y, rows=r),
-                                    per_example.tap_class_grad_norms(fns, p, rest, x, rows=r)))
+    return jax.jit(lambda p, x, y: (
+        per_example.tap_grad_norms(fns, p, rest, x, y, rows=r),
+        per_example.tap_class_grad_norms(fns, p, rest, x, rows=r),
+        per_example.tap_loss_dot(fns, p, rest, x, y, v, rows=r),
+        per_example.grad_projections(fns, p, rest, x, y, k=8, rows=r)))
   whole = fn(10 ** 6)(params, x, y)
   for got in (fn(3)(params, x, y), fn(3)(params, jax.device_put(x, rows), jax.device_put(y, rows))):
     for a, b in zip(got, whole):

@@ -178,3 +178,35 @@ def test_fit_over_seeds_against_one_fit_per_seed(seed_map):
       assert all(np.array_equal(u, v) for u, v in zip(a, b)), f"seed {s}"
     else:
       assert max(float(np.abs(u - v).max()) for u, v in zip(a, b)) < 1e-5
+
+
+def test_a_function_that_cannot_be_batched_loops_over_the_seeds(caplog):
+  """lift_or_loop: a jittable function with no batching rule (a pure_callback
+  without vmap_method) runs once per seed, with one log line, and gives each
+  seed its own result; the shared (None) argument reaches every call."""
+  import jax
+  import jax.numpy as jnp
+  from al_jax import seeds as seeds_lib, sharding
+
+  calls = []
+
+  def host(a):
+    calls.append(a.shape)
+    return np.cumsum(np.asarray(a), axis=-1)
+
+  def fn(x, c):
+    return jax.pure_callback(host, jax.ShapeDtypeStruct(x.shape, x.dtype), x) + c
+
+  axis = seeds_lib.SeedAxis(0, 3, sharding.make_mesh([("data", 1)]), "vmap")
+  with pytest.raises(NotImplementedError):  # the premise: vmap cannot batch it
+    jax.jit(axis.lift(fn, (0, None)))(jnp.ones((3, 4)), 1.0)
+  x = jnp.arange(12.0).reshape(3, 4)
+  lifted = axis.lift_or_loop("toy scores", fn, (0, None))
+  with caplog.at_level("WARNING"):
+    got = lifted(x, 10.0)
+    again = lifted(x + 1, 10.0)  # the decision is kept: no second failed trace
+  np.testing.assert_array_equal(got, np.cumsum(np.asarray(x), -1) + 10.0)
+  np.testing.assert_array_equal(again, np.cumsum(np.asarray(x) + 1, -1) + 10.0)
+  lines = [r.getMessage() for r in caplog.records if "cannot be batched" in r.getMessage()]
+  assert len(lines) == 1 and "toy scores" in lines[0] and "3 seeds" in lines[0]
+  assert calls and all(s == (4,) for s in calls)  # one seed's row per call

@@ -142,13 +142,19 @@ def _chunked(fn, fns, params, rest, x, tree, num_cotangents, rows):
   return sharding.chunked_map(lambda t: fn(*t), (x,) + tuple(tree), rows, strided=True)
 
 
+def _labels(fwd: Forward, yb: tuple):
+  """The chunk's labels, or (yb empty) the predicted labels argmax f(x_i) of
+  the same forward pass: no second forward pass for yhat."""
+  return yb[0] if yb else jnp.argmax(fwd.logits, -1)
+
+
 def grad_norms(fns, params, rest, x, y=None, *, rows=None) -> jax.Array:
   """[B] ||grad_theta CE(x_i, y_i)||_2 over all parameters (GraNd); y=None
   takes the predicted labels argmax f(x_i) from the same forward pass."""
   def one(xb, *yb):
     fwd = forward(fns, params, rest, xb)
-    yy = yb[0] if yb else jnp.argmax(fwd.logits, -1)
-    return jnp.sqrt(jnp.maximum(sq_norm_fn(fwd)(_q(fwd.logits, yy)[None])[0], 0.0))
+    q = _q(fwd.logits, _labels(fwd, yb))
+    return jnp.sqrt(jnp.maximum(sq_norm_fn(fwd)(q[None])[0], 0.0))
   return _chunked(one, fns, params, rest, x, () if y is None else (y,), 1, rows)
 
 
@@ -167,19 +173,23 @@ def class_grad_norms(fns, params, rest, x, with_probs: bool = False, *, rows=Non
   return (norms, p) if with_probs else norms
 
 
-def loss_dot(fns, params, rest, x, y, v) -> jax.Array:
-  """[B] grad_theta CE(x_i, y_i) . v (ISAL's g_i . s_test) from the taps."""
-  fwd = forward(fns, params, rest, x)
+def loss_dot(fns, params, rest, x, y, v, *, rows=None) -> jax.Array:
+  """[B] grad_theta CE(x_i, y_i) . v (ISAL's g_i . s_test) from the taps,
+  over row chunks as `grad_norms` (y=None: predicted labels)."""
   vl = jax.tree.leaves(v)
-  total = 0.0
-  for part in _parts(fwd, _inputs(fwd), _q(fwd.logits, y)):
-    if part[0] == "full":
-      g = part[2]
-      total = total + jnp.sum((g * vl[part[1]].astype(jnp.float32)).reshape(g.shape[0], -1), 1)
-    else:
-      _, leaf, a, d, kshape, strides = part
-      total = total + layers.dot(a, d, vl[leaf].reshape(kshape), strides)
-  return total
+
+  def one(xb, *yb):
+    fwd = forward(fns, params, rest, xb)
+    total = 0.0
+    for part in _parts(fwd, _inputs(fwd), _q(fwd.logits, _labels(fwd, yb))):
+      if part[0] == "full":
+        g = part[2]
+        total = total + jnp.sum((g * vl[part[1]].astype(jnp.float32)).reshape(g.shape[0], -1), 1)
+      else:
+        _, leaf, a, d, kshape, strides = part
+        total = total + layers.dot(a, d, vl[leaf].reshape(kshape), strides)
+    return total
+  return _chunked(one, fns, params, rest, x, () if y is None else (y,), 1, rows)
 
 
 def _sketch(seed: int, leaf: int):
@@ -204,11 +214,16 @@ def project_parts(parts, k: int, seed: int) -> jax.Array:
   return total / jnp.sqrt(float(k))
 
 
-def projections(fns, params, rest, x, y, *, k: int = 512, seed: int = 0) -> jax.Array:
+def projections(fns, params, rest, x, y=None, *, k: int = 512, seed: int = 0,
+                rows=None) -> jax.Array:
   """[B, k] seeded random projection of grad_theta CE(x_i, y_i) over all
-  parameters: <P g_i, P g_j> estimates <g_i, g_j> without bias."""
-  fwd = forward(fns, params, rest, x)
-  return project_parts(_parts(fwd, _inputs(fwd), _q(fwd.logits, y)), k, seed)
+  parameters: <P g_i, P g_j> estimates <g_i, g_j> without bias. Over row
+  chunks as `grad_norms` (y=None: predicted labels); the sketch does not
+  depend on the chunking."""
+  def one(xb, *yb):
+    fwd = forward(fns, params, rest, xb)
+    return project_parts(_parts(fwd, _inputs(fwd), _q(fwd.logits, _labels(fwd, yb))), k, seed)
+  return _chunked(one, fns, params, rest, x, () if y is None else (y,), 1, rows)
 
 
 def sketch_reference(grads, kernels: set, *, k: int = 512, seed: int = 0) -> jax.Array:

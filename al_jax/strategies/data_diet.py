@@ -36,7 +36,8 @@ def el2n_scores(fns, params, rest, x, y) -> jax.Array:
 def grand_scores(fns, params, rest, x, y, microbatch_size: int = 16,
                  path: str = "taps") -> jax.Array:
   """[B] ||grad_theta CE(f(x), y)||_2 over all parameters: by layer taps
-  (path="taps", one forward + one backward pass) or vmap(grad) ("vmap")."""
+  (path="taps", one forward + one backward pass; y=None: the predicted
+  labels of that forward pass) or vmap(grad) ("vmap")."""
   if path == "taps":
     return per_example.tap_grad_norms(fns, params, rest, x, y)
   return per_example.grad_norms(fns, params, rest, x, y, microbatch_size)
@@ -64,10 +65,15 @@ def _check(name, at, num_inits):
                      f"num_inits must be 1, got {num_inits}")
 
 
-def _strategy(fns, score_fn, at, num_inits) -> Strategy:
+def _strategy(fns, score_fn, at, num_inits, own_labels: bool = False) -> Strategy:
+  """own_labels: score_fn(params, rest, x, None) takes the predicted labels
+  from its own forward pass (the taps), so the trained model's scores need
+  no separate forward pass for yhat."""
   def score(params, rest, batch, key, ext=None):
     del ext
     x = batch["x"]
+    if own_labels and at == "trained":
+      return score_fn(params, rest, x, None)
     yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
     return averaged(score_fn, fns, params, rest, x, yhat, key, at, num_inits)
 
@@ -93,7 +99,7 @@ def grand(fns, *, at: str = "trained", num_inits: int = 1,
     raise ValueError(f"grand path must be one of {list(per_example.PATHS)}, got {path!r}")
   return _strategy(
       fns, lambda p, r, x, y: grand_scores(fns, p, r, x, y, microbatch_size, path),
-      at, num_inits)
+      at, num_inits, own_labels=path == "taps")
 
 
 def el2n(fns, *, at: str = "trained", num_inits: int = 1) -> Strategy:

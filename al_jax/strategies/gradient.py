@@ -97,8 +97,7 @@ def full_projected_factors(fns, params, rest, x, k: int = 512, seed: int = 0):
   """{"h": [B, k], "q": [B, 1] of ones}: the seeded k-dimensional projection
   of the full-network gradient of CE(x, yhat) (per_example.grad_projections),
   in the factor form kmeans_pp_gradient takes (g = 1 (x) h)."""
-  yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
-  h = per_example.grad_projections(fns, params, rest, x, yhat, k=k, seed=seed)
+  h = per_example.grad_projections(fns, params, rest, x, None, k=k, seed=seed)  # y = yhat
   return {"h": h, "q": jnp.ones((x.shape[0], 1), h.dtype)}
 
 

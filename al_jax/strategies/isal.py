@@ -178,8 +178,10 @@ def isal(fns, *, solver: str = "lissa", damping: float = 0.01, scale: float = 10
   def score(params, rest, batch, key, ext=None):
     del key
     x = batch["x"]
-    yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
-    dot_fn = per_example.loss_dot if dot == "jvp" else per_example.tap_loss_dot
-    return dot_fn(fns, params, rest, x, yhat, ext["s_test"])  # = -I(u)
+    if dot == "jvp":
+      yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
+      return per_example.loss_dot(fns, params, rest, x, yhat, ext["s_test"])  # = -I(u)
+    # The taps take yhat from their own forward pass.
+    return per_example.tap_loss_dot(fns, params, rest, x, None, ext["s_test"])
 
   return Strategy(score, top_k(), extension=TrainExtension(init=init, after_fit=after_fit))

@@ -37,8 +37,8 @@ def tracin(fns, *, k: int = 512, seed: int = 0) -> Strategy:
   def score(params, rest, batch, key, ext=None):
     del key, ext
     x = batch["x"]
-    yhat = jnp.argmax(fns.apply(params, rest, x)[0], -1)
-    return per_example.grad_projections(fns, params, rest, x, yhat, k=k, seed=seed)
+    # y=None: yhat from the taps' own forward pass.
+    return per_example.grad_projections(fns, params, rest, x, None, k=k, seed=seed)
 
   def mean_labelled_dot(emb, pool, key, ext):
     del key, ext
