@@ -25,6 +25,10 @@ after every section, as device_check.json and device_check.md in --out):
                picks) on a 1,000,000 x 512 pool with C=10; BALD and
                BatchBALD on [1,000,000, 20, 10] log-probabilities: seconds
                and peak device memory.
+  seeds        the GPU rows of benchmarks/seeds_speed.py: whole runs (one
+               query round) of the digits MLP and MNIST-10k MLP protocols,
+               one seed against 8 seeds as one program (al.num_seeds=8);
+               the target is 8 seeds in at most 1.5x one seed's time.
 
 `--tiny` shrinks every size so the whole check runs on a CPU in the test
 suite (tests/test_device_check.py): the script cannot rot unnoticed.
@@ -47,16 +51,17 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:  # run as a script: import al_jax and configs from this checkout
   sys.path.insert(0, ROOT)
-SECTIONS = ("meta", "correctness", "determinism", "throughput", "badge_round", "scale")
+SECTIONS = ("meta", "correctness", "determinism", "throughput", "badge_round", "scale",
+            "seeds")
 
 # Seconds each section may take on the GPU (8 minutes in all) and on a CPU
 # with --tiny. A section past its limit is killed; what it wrote stays.
 LIMITS = {
     "full": {"meta": 20, "correctness": 70, "determinism": 90, "throughput": 150,
-             "badge_round": 75, "scale": 70},
+             "badge_round": 75, "scale": 70, "seeds": 60},
     # Side by side on a shared CPU: generous, only a guard against hangs.
     "tiny": {"meta": 300, "correctness": 300, "determinism": 300, "throughput": 300,
-             "badge_round": 300, "scale": 300},
+             "badge_round": 300, "scale": 300, "seeds": 300},
 }
 
 SIZES = {
@@ -71,7 +76,8 @@ SIZES = {
         round_model="resnet18", round_model_kw=dict(width=64), round_epochs=100,
         torch_compile=True,
         scale_n=1_000_000, scale_d=512, scale_c=10, scale_k=20, scale_budget=1000,
-        scale_labelled=1000, batchbald_budget=100),
+        scale_labelled=1000, batchbald_budget=100,
+        seeds_models=("digits_mlp", "mnist10k_mlp"), seeds_s=8, seeds_rounds=1),
     "tiny": dict(
         det_pool=240, det_test=60, det_shape=(8, 8, 1), det_model="mlp",
         det_model_kw=dict(hidden=(16,), dropout=0.3), det_query=8, det_steps=4, det_rounds=1,
@@ -83,7 +89,8 @@ SIZES = {
         round_model="mlp", round_model_kw=dict(hidden=(8,), dropout=0.0), round_epochs=1,
         torch_compile=False,
         scale_n=512, scale_d=8, scale_c=3, scale_k=4, scale_budget=8, scale_labelled=8,
-        batchbald_budget=4),
+        batchbald_budget=4,
+        seeds_models=("digits_mlp",), seeds_s=2, seeds_rounds=0),
 }
 
 # The correctness subset: one or more tests for every selection mechanism,
@@ -353,7 +360,8 @@ def worker(args):
   sec = Section(args.result)
   workers = {"meta": w_meta, "correctness": w_correctness, "determinism": w_determinism,
              "throughput": w_throughput, "badge_round": w_badge_round, "scale": w_scale,
-             "det_run": w_det_run, **{f"scale_{p}": w_scale_one for p in SCALE_PARTS}}
+             "seeds": w_seeds, "det_run": w_det_run,
+             **{f"scale_{p}": w_scale_one for p in SCALE_PARTS}}
   fn = workers[args.worker]
   try:
     fn(sec, sizes, args)
@@ -705,6 +713,34 @@ def w_badge_round(sec, sizes, args):
   sec.row("protocol extrapolated", total / 60, f"minutes: {steps} train steps at "
           f"{per_step * 1e3:.2f} ms + {al.num_rounds} x score/select"
           + (" (tiny sizes: not the real protocol)" if args.tiny else ""))
+
+
+def w_seeds(sec, sizes, args):
+  """One seed against S seeds as one program, whole runs (seeds_speed.py's
+  protocols and timing: each run compiles its own functions)."""
+  del args
+  sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+  import seeds_speed
+  root = tempfile.mkdtemp(prefix="dc_seeds_")
+  s, rounds = sizes["seeds_s"], sizes["seeds_rounds"]
+  # The tiny check: a few steps, only to prove the section runs.
+  short = {"train.num_epochs": 1, "train.min_steps": 0} if rounds == 0 else {}
+  try:
+    seeds_speed.timed(seeds_speed.config(sizes["seeds_models"][0], 0, **{
+        "train.num_epochs": 1, "train.min_steps": 0}), root)  # untimed: start-up
+    for model in sizes["seeds_models"]:
+      one = sec.guard(f"{model}: 1 seed", seeds_speed.timed,
+                      seeds_speed.config(model, rounds, **short), root)
+      many = sec.guard(f"{model}: {s} seeds", seeds_speed.timed,
+                       seeds_speed.config(model, rounds, **short, **{"al.num_seeds": s}), root)
+      if one is None or many is None:
+        continue
+      sec.result[model] = {"one_seed_s": one, f"seeds_{s}_s": many, "ratio": many / one}
+      sec.row(f"{model}: 1 seed", one, f"s, {rounds} query round(s), whole run incl. compile")
+      sec.row(f"{model}: {s} seeds as one program", many,
+              f"s; {many / one:.2f}x one seed (target: at most 1.5x on a GPU)")
+  finally:
+    shutil.rmtree(root, ignore_errors=True)
 
 
 SCALE_PARTS = ("coreset", "badge", "bald", "batchbald")

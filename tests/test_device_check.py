@@ -18,7 +18,7 @@ def test_tiny_device_check_writes_every_section(tmp_path):
     report = json.load(f)
   secs = report["sections"]
   assert list(secs) == ["meta", "correctness", "determinism", "throughput", "badge_round",
-                        "scale"]
+                        "scale", "seeds"]
   bad = {k: (v["status"], v.get("error"), v.get("log_tail", "")[-1500:])
          for k, v in secs.items() if v["status"] != "ok"}
   assert not bad, bad
@@ -41,6 +41,8 @@ def test_tiny_device_check_writes_every_section(tmp_path):
   assert rnd["protocol_seconds_extrapolated"] > 0
   for part in ("coreset", "badge", "bald", "batchbald"):
     assert secs["scale"]["result"][part]["valid"], secs["scale"]["result"]
+  seeds = secs["seeds"]["result"]["digits_mlp"]
+  assert seeds["one_seed_s"] > 0 and seeds["seeds_2_s"] > 0
   md = (tmp_path / "device_check.md").read_text()
   assert "| section | item | value | note |" in md
   for name in secs:
