@@ -21,6 +21,7 @@ always included.
 import csv
 import functools
 import itertools
+import json
 import os
 import sys
 
@@ -44,6 +45,9 @@ _SEEDS = flags.DEFINE_integer("seeds", 3, "Seeds per strategy (0..seeds-1), run 
 _SEQUENTIAL = flags.DEFINE_bool("sequential", False, "Run the seeds one after another instead "
                                 "(one single run each).")
 _OUT = flags.DEFINE_string("out", None, "Output folder.")
+_COMPARE = flags.DEFINE_string("compare", None, "An earlier output folder (its aubc.json): adds a "
+                               "table of its AUBC means and whether each lies inside the new "
+                               "95% interval.")
 flags.mark_flags_as_required(["config", "out"])
 
 
@@ -70,6 +74,26 @@ def penalty_matrix(curves: dict, alpha: float = 0.05) -> tuple[list[str], np.nda
 @functools.cache
 def _file_config(spec: str):
   return config_utils.load_file(spec)
+
+
+def comparison(summary: dict, old_path: str) -> list[str]:
+  """Markdown lines: each strategy's new AUBC (mean, 95% CI, runs) against the
+  earlier table's mean and run count, and whether that mean lies inside the CI."""
+  with open(os.path.join(old_path, "aubc.json")) as f:
+    old = json.load(f)
+  lines = [f"Against {old_path}: is the earlier mean inside the new 95% interval?", "",
+           "| strategy | runs | AUBC (mean) | 95% CI | runs before | mean before | inside the CI |",
+           "|---|---|---|---|---|---|---|"]
+  for name, v in sorted(summary.items(), key=lambda kv: -kv[1]["aubc_mean"]):
+    lo, hi = v["aubc_ci95"]
+    before = old.get(name)
+    if before is None:
+      lines.append(f"| {name} | {v['runs']} | {v['aubc_mean']:.4f} | [{lo:.4f}, {hi:.4f}] | - | - | - |")
+      continue
+    inside = "yes" if lo <= before["aubc_mean"] <= hi else "**no**"
+    lines.append(f"| {name} | {v['runs']} | {v['aubc_mean']:.4f} | [{lo:.4f}, {hi:.4f}] | "
+                 f"{before.get('runs', '?')} | {before['aubc_mean']:.4f} | {inside} |")
+  return lines
 
 
 def config_for(name: str, seed: int):
@@ -149,6 +173,8 @@ def main(argv):
            "| | " + " | ".join(pnames) + " |", "|---" * (len(pnames) + 1) + "|"]
   for name, row in zip(pnames, pm):
     lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+  if _COMPARE.value:
+    lines += [""] + comparison(summary, _COMPARE.value)
   text = "\n".join(lines)
   print(text)
   with open(os.path.join(out, "table.md"), "w") as f:

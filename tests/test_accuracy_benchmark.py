@@ -26,6 +26,21 @@ def test_penalty_matrix_counts_significant_wins():
   assert np.all(np.diag(p) == 0)
 
 
+def test_comparison_marks_earlier_means_outside_the_new_interval(tmp_path):
+  import json
+  (tmp_path / "aubc.json").write_text(json.dumps({
+      "a": {"aubc_mean": 0.80, "runs": 3}, "b": {"aubc_mean": 0.70, "runs": 3}}))
+  summary = {"a": {"aubc_mean": 0.81, "aubc_ci95": [0.79, 0.83], "runs": 10},
+             "b": {"aubc_mean": 0.75, "aubc_ci95": [0.74, 0.76], "runs": 10},
+             "c": {"aubc_mean": 0.60, "aubc_ci95": [0.59, 0.61], "runs": 10}}
+  rows = {l.split(" | ")[0].strip("| "): l for l in accuracy.comparison(summary, str(tmp_path))
+          if l.startswith("| ") and "strategy" not in l}
+  assert rows["a"].endswith("| 3 | 0.8000 | yes |")
+  assert rows["b"].endswith("| 3 | 0.7000 | **no** |")
+  assert rows["c"].endswith("| - | - | - |")  # not in the earlier table
+  assert list(rows) == ["a", "b", "c"]  # best first
+
+
 def test_protocol_tables_share_one_protocol_and_take_each_strategys_tuned_kw():
   from configs import digits, mnist10k
   from al_jax.config_utils import factory_kw
