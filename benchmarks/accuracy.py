@@ -76,6 +76,29 @@ def _file_config(spec: str):
   return config_utils.load_file(spec)
 
 
+def against_random(runs: list[dict]) -> list[str]:
+  """Markdown lines: each strategy's AUBC minus random's on the same seed (same
+  split and initial labels), seeds ahead, and the paired t-test's p-value."""
+  aubc = {}
+  for r in runs:
+    aubc.setdefault(r["strategy"], {})[r["seed"]] = metrics.aubc(r["num_labelled"], r["accuracy"])
+  base = aubc.get("random", {})
+  lines = ["AUBC against random on the same seed (paired over the seeds both ran).", "",
+           "| strategy | seeds | mean difference | seeds ahead | paired t-test p |",
+           "|---|---|---|---|---|"]
+  rows = []
+  for name, per_seed in aubc.items():
+    seeds = sorted(set(per_seed) & set(base))
+    if name == "random" or not seeds:
+      continue
+    a = np.array([per_seed[k] for k in seeds])
+    b = np.array([base[k] for k in seeds])
+    p = stats.ttest_rel(a, b).pvalue if len(seeds) > 1 and np.std(a - b) > 0 else float("nan")
+    rows.append((float(np.mean(a - b)), f"| {name} | {len(seeds)} | {np.mean(a - b):+.4f} | "
+                 f"{int(np.sum(a > b))}/{len(seeds)} | {p:.2g} |"))
+  return lines + [row for _, row in sorted(rows, key=lambda t: -t[0])]
+
+
 def comparison(summary: dict, old_path: str) -> list[str]:
   """Markdown lines: each strategy's new AUBC (mean, 95% CI, runs) against the
   earlier table's mean and run count, and whether that mean lies inside the CI."""
@@ -84,9 +107,15 @@ def comparison(summary: dict, old_path: str) -> list[str]:
   lines = [f"Against {old_path}: is the earlier mean inside the new 95% interval?", "",
            "| strategy | runs | AUBC (mean) | 95% CI | runs before | mean before | inside the CI |",
            "|---|---|---|---|---|---|---|"]
+  # Rows match by label, else by strategy name (a label carries the settings
+  # that differ between rows, e.g. "isal [al.validation_size=5]").
+  by_strategy = {}
+  for k, v in old.items():
+    by_strategy.setdefault(v.get("strategy", k), []).append(v)
   for name, v in sorted(summary.items(), key=lambda kv: -kv[1]["aubc_mean"]):
     lo, hi = v["aubc_ci95"]
-    before = old.get(name)
+    same = by_strategy.get(v.get("strategy", name), [])
+    before = old.get(name) or (same[0] if len(same) == 1 else None)
     if before is None:
       lines.append(f"| {name} | {v['runs']} | {v['aubc_mean']:.4f} | [{lo:.4f}, {hi:.4f}] | - | - | - |")
       continue
@@ -173,6 +202,7 @@ def main(argv):
            "| | " + " | ".join(pnames) + " |", "|---" * (len(pnames) + 1) + "|"]
   for name, row in zip(pnames, pm):
     lines.append(f"| {name} | " + " | ".join(f"{v:.2f}" for v in row) + " |")
+  lines += [""] + against_random(runs)
   if _COMPARE.value:
     lines += [""] + comparison(summary, _COMPARE.value)
   text = "\n".join(lines)

@@ -3,7 +3,8 @@
   python -m al_jax.main --config configs/mnist10k.py:badge --workdir /tmp/al_badge_mnist10k
   python benchmarks/accuracy.py --config configs/mnist10k.py:table \
       --strategies least_confidence,entropy,margin,bayesian_lc,bayesian_entropy,bald,\
-variation_ratios,batchbald,coreset,badge --seeds 3 --out benchmarks/results/table_mnist10k
+variation_ratios,batchbald,coreset,badge,mean_std --seeds 10 \
+      --out benchmarks/results/table_mnist10k_s10
 
 The argument is 'NAME[,table][,smoke]' (default entropy). The 10,000 t10k
 images (data.name 'mnist10k', shipped in al_jax/datasets_data) split into an

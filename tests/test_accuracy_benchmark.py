@@ -28,17 +28,37 @@ def test_penalty_matrix_counts_significant_wins():
 
 def test_comparison_marks_earlier_means_outside_the_new_interval(tmp_path):
   import json
-  (tmp_path / "aubc.json").write_text(json.dumps({
-      "a": {"aubc_mean": 0.80, "runs": 3}, "b": {"aubc_mean": 0.70, "runs": 3}}))
   summary = {"a": {"aubc_mean": 0.81, "aubc_ci95": [0.79, 0.83], "runs": 10},
              "b": {"aubc_mean": 0.75, "aubc_ci95": [0.74, 0.76], "runs": 10},
-             "c": {"aubc_mean": 0.60, "aubc_ci95": [0.59, 0.61], "runs": 10}}
+             "c": {"aubc_mean": 0.60, "aubc_ci95": [0.59, 0.61], "runs": 10},
+             "d [x=1]": {"aubc_mean": 0.50, "aubc_ci95": [0.49, 0.51], "runs": 10,
+                         "strategy": "d"}}
+  (tmp_path / "aubc.json").write_text(json.dumps({
+      "a": {"aubc_mean": 0.80, "runs": 3}, "b": {"aubc_mean": 0.70, "runs": 3},
+      "d": {"aubc_mean": 0.505, "runs": 3, "strategy": "d"}}))
   rows = {l.split(" | ")[0].strip("| "): l for l in accuracy.comparison(summary, str(tmp_path))
           if l.startswith("| ") and "strategy" not in l}
   assert rows["a"].endswith("| 3 | 0.8000 | yes |")
   assert rows["b"].endswith("| 3 | 0.7000 | **no** |")
   assert rows["c"].endswith("| - | - | - |")  # not in the earlier table
-  assert list(rows) == ["a", "b", "c"]  # best first
+  assert rows["d [x=1]"].endswith("| 3 | 0.5050 | yes |")  # matched by strategy name
+  assert list(rows) == ["a", "b", "c", "d [x=1]"]  # best first
+
+
+def test_against_random_pairs_the_seeds():
+  from scipy import stats
+  from al_jax import metrics
+  n = [20, 40, 60]
+  def run(name, seed, accs):
+    return {"strategy": name, "seed": seed, "num_labelled": n, "accuracy": accs}
+  runs = [run("random", 0, [0.5, 0.6, 0.7]), run("random", 1, [0.5, 0.7, 0.8]),
+          run("good", 0, [0.5, 0.7, 0.8]), run("good", 1, [0.5, 0.75, 0.8]),
+          run("good", 2, [0.9, 0.9, 0.9])]  # seed 2: no random run to pair with
+  rows = [l for l in accuracy.against_random(runs) if l.startswith("| good")]
+  a = [metrics.aubc(n, [0.5, 0.7, 0.8]), metrics.aubc(n, [0.5, 0.75, 0.8])]
+  b = [metrics.aubc(n, [0.5, 0.6, 0.7]), metrics.aubc(n, [0.5, 0.7, 0.8])]
+  p = stats.ttest_rel(a, b).pvalue
+  assert rows == [f"| good | 2 | {np.mean(np.subtract(a, b)):+.4f} | 2/2 | {p:.2g} |"]
 
 
 def test_protocol_tables_share_one_protocol_and_take_each_strategys_tuned_kw():
