@@ -723,11 +723,10 @@ def w_seeds(sec, sizes, args):
   import seeds_speed
   root = tempfile.mkdtemp(prefix="dc_seeds_")
   s, rounds = sizes["seeds_s"], sizes["seeds_rounds"]
-  # The tiny check: a few steps, only to prove the section runs.
-  short = {"train.num_epochs": 1, "train.min_steps": 0} if rounds == 0 else {}
+  quick = {"train.num_epochs": 1, "train.min_steps": 0}
+  short = quick if rounds == 0 else {}  # the tiny check: only proves the section runs
   try:
-    seeds_speed.timed(seeds_speed.config(sizes["seeds_models"][0], 0, **{
-        "train.num_epochs": 1, "train.min_steps": 0}), root)  # untimed: start-up
+    seeds_speed.timed(seeds_speed.config(sizes["seeds_models"][0], 0, **quick), root)  # start-up
     for model in sizes["seeds_models"]:
       one = sec.guard(f"{model}: 1 seed", seeds_speed.timed,
                       seeds_speed.config(model, rounds, **short), root)

@@ -142,20 +142,22 @@ def _chunked(fn, fns, params, rest, x, tree, num_cotangents, rows):
   return sharding.chunked_map(lambda t: fn(*t), (x,) + tuple(tree), rows, strided=True)
 
 
-def _labels(fwd: Forward, yb: tuple):
-  """The chunk's labels, or (yb empty) the predicted labels argmax f(x_i) of
-  the same forward pass: no second forward pass for yhat."""
-  return yb[0] if yb else jnp.argmax(fwd.logits, -1)
+def _loss_chunks(reduce, fns, params, rest, x, y, rows):
+  """reduce(fwd, q) -> [m, ...] over row chunks: one tapped forward pass per
+  chunk and q the cotangent of CE(x_i, y_i); y=None takes the predicted
+  labels argmax f(x_i) of that same pass (no second forward pass for yhat)."""
+  def one(xb, *yb):
+    fwd = forward(fns, params, rest, xb)
+    return reduce(fwd, _q(fwd.logits, yb[0] if yb else jnp.argmax(fwd.logits, -1)))
+  return _chunked(one, fns, params, rest, x, () if y is None else (y,), 1, rows)
 
 
 def grad_norms(fns, params, rest, x, y=None, *, rows=None) -> jax.Array:
   """[B] ||grad_theta CE(x_i, y_i)||_2 over all parameters (GraNd); y=None
   takes the predicted labels argmax f(x_i) from the same forward pass."""
-  def one(xb, *yb):
-    fwd = forward(fns, params, rest, xb)
-    q = _q(fwd.logits, _labels(fwd, yb))
+  def reduce(fwd, q):
     return jnp.sqrt(jnp.maximum(sq_norm_fn(fwd)(q[None])[0], 0.0))
-  return _chunked(one, fns, params, rest, x, () if y is None else (y,), 1, rows)
+  return _loss_chunks(reduce, fns, params, rest, x, y, rows)
 
 
 def class_grad_norms(fns, params, rest, x, with_probs: bool = False, *, rows=None):
@@ -178,10 +180,9 @@ def loss_dot(fns, params, rest, x, y, v, *, rows=None) -> jax.Array:
   over row chunks as `grad_norms` (y=None: predicted labels)."""
   vl = jax.tree.leaves(v)
 
-  def one(xb, *yb):
-    fwd = forward(fns, params, rest, xb)
+  def reduce(fwd, q):
     total = 0.0
-    for part in _parts(fwd, _inputs(fwd), _q(fwd.logits, _labels(fwd, yb))):
+    for part in _parts(fwd, _inputs(fwd), q):
       if part[0] == "full":
         g = part[2]
         total = total + jnp.sum((g * vl[part[1]].astype(jnp.float32)).reshape(g.shape[0], -1), 1)
@@ -189,7 +190,7 @@ def loss_dot(fns, params, rest, x, y, v, *, rows=None) -> jax.Array:
         _, leaf, a, d, kshape, strides = part
         total = total + layers.dot(a, d, vl[leaf].reshape(kshape), strides)
     return total
-  return _chunked(one, fns, params, rest, x, () if y is None else (y,), 1, rows)
+  return _loss_chunks(reduce, fns, params, rest, x, y, rows)
 
 
 def _sketch(seed: int, leaf: int):
@@ -220,10 +221,8 @@ def projections(fns, params, rest, x, y=None, *, k: int = 512, seed: int = 0,
   parameters: <P g_i, P g_j> estimates <g_i, g_j> without bias. Over row
   chunks as `grad_norms` (y=None: predicted labels); the sketch does not
   depend on the chunking."""
-  def one(xb, *yb):
-    fwd = forward(fns, params, rest, xb)
-    return project_parts(_parts(fwd, _inputs(fwd), _q(fwd.logits, _labels(fwd, yb))), k, seed)
-  return _chunked(one, fns, params, rest, x, () if y is None else (y,), 1, rows)
+  return _loss_chunks(lambda fwd, q: project_parts(_parts(fwd, _inputs(fwd), q), k, seed),
+                      fns, params, rest, x, y, rows)
 
 
 def sketch_reference(grads, kernels: set, *, k: int = 512, seed: int = 0) -> jax.Array:
